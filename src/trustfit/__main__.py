@@ -1,0 +1,3 @@
+from trustfit.cli import app
+
+app()

@@ -1,0 +1,103 @@
+"""Experiment configuration: one TOML or YAML file = one experiment; CLI flags override it.
+
+Unknown keys and wrong types are errors that name the file and the key, so a typo never
+silently falls back to a default."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trustfit.errors import ConfigError
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run (saved as run_config.json in the output folder)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Literal["ner"] = "ner"
+    train: str
+    dev: Optional[str] = None
+    out: str
+    model: Optional[str] = Field(None, description="HF folder or hub id; default: packaged all-MiniLM-L6-v2")
+    # optimisation
+    epochs: int = Field(3, ge=1)
+    max_steps: Optional[int] = Field(None, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    max_grad_norm: float = Field(1.0, ge=0)
+    seed: int = 42
+    precision: Literal["fp32", "bf16"] = "fp32"
+    # encoding
+    context_tokens: int = Field(0, ge=0, description="document-context sub-tokens on each side (FLERT); 0 = off")
+    max_length: Optional[int] = Field(None, ge=8)
+    stride: int = Field(32, ge=0)
+    pool_batches: int = Field(16, ge=1, description="length-bucketing pool, in batches; 1 = nearly random batches")
+    # data
+    scheme: Literal["iob1", "iob2", "bioes", "bilou"] = "iob2"
+    token_column: int = 0
+    tag_column: int = -1
+    encoding: str = "utf-8"
+    delimiter: Optional[str] = None
+    unknown_tags: Literal["error", "o"] = "error"
+    # schedule of evaluation, checkpoints, early stopping
+    eval_every: Optional[int] = Field(None, ge=1, description="steps between dev evaluations; default: each epoch")
+    checkpoint_every: int = Field(500, ge=1)
+    patience: Optional[int] = Field(None, ge=1, description="early stop after this many evaluations without gain")
+    eval_batch_size: int = Field(64, ge=1)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Raw key/values of a TOML, YAML or JSON config file."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: config file not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"{p}: unknown config format {p.suffix!r}; use .toml, .yaml or .json")
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - parser errors carry line numbers in their text
+        raise ConfigError(f"{p}: cannot parse: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a table of key = value")
+    # allow a [train] table or flat keys
+    if "train" in data and isinstance(data["train"], dict):
+        data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def build_config(file: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Merge a config file with CLI overrides (None = not given) and validate."""
+    data = read_config_file(file) if file else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**data)
+    except ValidationError as e:
+        where = f"{file}: " if file else ""
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "extra_forbidden":
+                lines.append(f"unknown key {key!r} (known: {', '.join(TrainConfig.model_fields)})")
+            elif err["type"] == "missing":
+                lines.append(f"{key!r} is required (--{key.replace('_', '-')} or `{key} = ...` in the config file)")
+            else:
+                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(where + "invalid configuration:\n  - " + "\n  - ".join(lines)) from None

@@ -1,0 +1,133 @@
+"""Turn sentences into model inputs that fit the encoder's length limit.
+
+A Feature holds a run of *target* words (whose labels are trained and predicted) surrounded by
+*context* words (fed to the encoder, never labelled). Two uses of one mechanism:
+
+* long sentences are cut into consecutive target chunks, each with up to `stride` sub-tokens
+  of overlap on both sides as context, so every word is a target exactly once (no truncation);
+* document context (FLERT, Schweter & Akbik 2020): with `context_tokens > 0` the neighbouring
+  words of the same document, across sentence boundaries, fill up to that many sub-tokens on
+  each side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from trustfit.encode.align import IGNORE_INDEX, first_positions
+
+
+@dataclass
+class Feature:
+    """One encoder input: sub-token ids, loss labels, and where each target word's first
+    sub-token sits (`positions`) together with its (sentence, word) address (`words`)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    positions: list[int]
+    words: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class Specials:
+    """The tokenizer's special ids around a single sequence (e.g. [CLS] ... [SEP])."""
+
+    prefix: list[int]
+    suffix: list[int]
+
+    @property
+    def count(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
+def chunk_words(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Greedy consecutive chunks [a, b) whose piece totals fit `budget` (a word always fits:
+    callers cap words at fewer pieces than the budget)."""
+    chunks, a, used = [], 0, 0
+    for i, n in enumerate(piece_counts):
+        if i > a and used + n > budget:
+            chunks.append((a, i))
+            a, used = i, 0
+        used += n
+    if piece_counts:
+        chunks.append((a, len(piece_counts)))
+    return chunks
+
+
+def build_features(
+    sentence_pieces: Sequence[Sequence[Sequence[int]]],
+    sentence_labels: Sequence[Sequence[int] | None],
+    documents: Sequence[Sequence[int]],
+    specials: Specials,
+    max_length: int,
+    context_tokens: int = 0,
+    stride: int = 32,
+) -> list[Feature]:
+    """Features for every word of every sentence; each word is a target exactly once.
+
+    `sentence_pieces[s][w]` are the sub-token ids of word w of sentence s; `documents` lists
+    sentence indices per document (context never crosses a document)."""
+    budget = max_length - specials.count
+    max_piece = max((len(p) for sent in sentence_pieces for p in sent), default=1)
+    stride = max(0, min(stride, (budget - max_piece) // 2))
+    features: list[Feature] = []
+    for doc in documents:
+        # flat word list of the document: (sentence, word, pieces)
+        flat: list[tuple[int, int, Sequence[int]]] = [
+            (s, w, p) for s in doc for w, p in enumerate(sentence_pieces[s])
+        ]
+        starts: dict[int, int] = {}
+        for k, (s, w, _) in enumerate(flat):
+            if w == 0:
+                starts[s] = k
+        for s in doc:
+            counts = [len(p) for p in sentence_pieces[s]]
+            if not counts:
+                continue
+            split = sum(counts) > budget
+            target_budget = budget - 2 * stride if split else budget
+            side = max(context_tokens, stride if split else 0)
+            lo_limit = 0 if context_tokens > 0 else starts[s]
+            hi_limit = len(flat) if context_tokens > 0 else starts[s] + len(counts)
+            for a, b in chunk_words(counts, target_budget):
+                ka, kb = starts[s] + a, starts[s] + b
+                remaining = budget - sum(counts[a:b])
+                left_cap = min(side, remaining if kb >= hi_limit else remaining // 2)
+                l, used = ka, 0
+                while l > lo_limit and used + len(flat[l - 1][2]) <= left_cap:
+                    l -= 1
+                    used += len(flat[l][2])
+                right_cap = min(side, remaining - used)
+                r, used_r = kb, 0
+                while r < hi_limit and used_r + len(flat[r][2]) <= right_cap:
+                    used_r += len(flat[r][2])
+                    r += 1
+                features.append(_make_feature(flat, l, ka, kb, r, sentence_labels, specials))
+    return features
+
+
+def _make_feature(flat, l, ka, kb, r, sentence_labels, specials: Specials) -> Feature:
+    ids: list[int] = list(specials.prefix)
+    labels: list[int] = [IGNORE_INDEX] * len(specials.prefix)
+    counts = [len(flat[k][2]) for k in range(l, r)]
+    positions_all = first_positions(counts, offset=len(ids))
+    positions: list[int] = []
+    words: list[tuple[int, int]] = []
+    for k in range(l, r):
+        s, w, pieces = flat[k]
+        ids.extend(pieces)
+        is_target = ka <= k < kb
+        labs = sentence_labels[s]
+        first = labs[w] if (is_target and labs is not None) else IGNORE_INDEX
+        labels.append(first)
+        labels.extend([IGNORE_INDEX] * (len(pieces) - 1))
+        if is_target:
+            positions.append(positions_all[k - l])
+            words.append((s, w))
+    ids.extend(specials.suffix)
+    labels.extend([IGNORE_INDEX] * len(specials.suffix))
+    return Feature(ids, labels, positions, words)

@@ -1,0 +1,1 @@
+"""Prediction: batched, length-sorted inference that gives every input word one tag."""

@@ -1,0 +1,120 @@
+"""NER inference over a Corpus: every word gets exactly one tag and a probability.
+
+Features are encoded with the same windows/context as training, sorted by length and run in
+batches with dynamic padding under `torch.inference_mode`; word predictions are the argmax at
+each word's first sub-token, repaired to valid IOB2 (conlleval semantics)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+
+from trustfit.data.schema import Corpus, LabelSchema, Sentence
+from trustfit.data.tags import repair_iob2, spans_from_tags
+from trustfit.encode.batching import collate
+from trustfit.encode.tokenize import encode_corpus, model_max_length
+
+# Plain-text tokenisation rule: dotted abbreviations ("U.S."), runs of letters/digits joined by
+# inner apostrophes, hyphens, dots or commas ("1,000.50", "don't", "co-op", "1996-08-22"), or
+# any single other non-space character ("$", ",", "?"). Character offsets of every word are kept.
+WORD_RE = re.compile(r"(?:[^\W\d_]\.){2,}|\w+(?:[-'’.,]\w+)*|[^\w\s]", re.UNICODE)
+
+
+def tokenize_text(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Split a line of text into words with (start, end) character offsets."""
+    words, offsets = [], []
+    for m in WORD_RE.finditer(text):
+        words.append(m.group())
+        offsets.append((m.start(), m.end()))
+    return words, offsets
+
+
+def corpus_from_lines(lines: Iterable[str], source: str = "<stdin>") -> Corpus:
+    """One sentence per line (blank lines give empty sentences, which predict nothing)."""
+    sents = []
+    for i, line in enumerate(lines, start=1):
+        text = line.rstrip("\r\n")
+        words, offsets = tokenize_text(text)
+        sents.append(Sentence(tokens=words, tags=None, doc_id=0, source=source, line=i, offsets=offsets, text=text))
+    return Corpus(sents, source=source)
+
+
+@dataclass
+class Prediction:
+    tags: list[list[str]]
+    scores: list[list[float]]
+
+
+class NerPredictor:
+    """Wraps a token-classification model + tokenizer with trustfit's encoding settings."""
+
+    def __init__(self, model, tokenizer, schema: LabelSchema, context_tokens: int = 0, max_length: int | None = None,
+                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.schema = schema
+        self.context_tokens = context_tokens
+        self.max_length = max_length or model_max_length(tokenizer, model.config)
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.precision = precision
+
+    @classmethod
+    def from_dir(cls, model_dir: str, **kw) -> "NerPredictor":
+        from trustfit.models.backbone import load_trained
+
+        model, tok, schema, meta = load_trained(model_dir)
+        enc = meta.get("encoding", {})
+        kw.setdefault("context_tokens", enc.get("context_tokens", 0))
+        kw.setdefault("max_length", enc.get("max_length"))
+        return cls(model, tok, schema, **kw)
+
+    @torch.inference_mode()
+    def predict(self, corpus: Corpus) -> Prediction:
+        model = getattr(self.model, "module", self.model)
+        was_training = model.training
+        model.eval()
+        model.to(self.device)
+        feats = encode_corpus(corpus, self.tokenizer, None, self.max_length, self.context_tokens)
+        order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+        label_ids = [[0] * len(s.tokens) for s in corpus.sentences]
+        scores = [[0.0] * len(s.tokens) for s in corpus.sentences]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        for b in range(0, len(order), self.batch_size):
+            batch_feats = [feats[i] for i in order[b:b + self.batch_size]]
+            batch = collate(batch_feats, pad)
+            with autocast:
+                logits = model(input_ids=batch["input_ids"].to(self.device),
+                               attention_mask=batch["attention_mask"].to(self.device)).logits
+            probs = logits.float().softmax(-1)
+            conf, arg = probs.max(-1)
+            conf, arg = conf.cpu().tolist(), arg.cpu().tolist()
+            for row, f in enumerate(batch_feats):
+                for pos, (s, w) in zip(f.positions, f.words):
+                    label_ids[s][w] = arg[row][pos]
+                    scores[s][w] = conf[row][pos]
+        if was_training:
+            model.train()
+        labels = self.schema.labels
+        tags = [repair_iob2([labels[i] for i in row]) for row in label_ids]
+        return Prediction(tags, scores)
+
+
+def entities_json(sentence: Sentence, tags: Sequence[str], scores: Sequence[float]) -> list[dict]:
+    """Entities of one sentence as dicts: text, type, word span, char span (when known), score
+    (the mean word probability)."""
+    out = []
+    for sp in spans_from_tags(tags):
+        ent = {"type": sp.label, "start_word": sp.start, "end_word": sp.end,
+               "score": round(sum(scores[sp.start:sp.end]) / (sp.end - sp.start), 4)}
+        if sentence.offsets is not None and sentence.text is not None:
+            a, b = sentence.offsets[sp.start][0], sentence.offsets[sp.end - 1][1]
+            ent.update(text=sentence.text[a:b], start=a, end=b)
+        else:
+            ent["text"] = " ".join(sentence.tokens[sp.start:sp.end])
+        out.append(ent)
+    return out

@@ -1,0 +1,206 @@
+"""The training loop: short, and extended only through events.
+
+Events, in order of a run: on_train_start, then per optimizer step on_backward (gradients are
+ready, before clipping: adversarial training adds its perturbed loss here) and on_step_end;
+on_evaluate(metrics) after each dev evaluation; on_epoch_end; on_checkpoint(path); and
+on_train_end. A plugin implements any subset (see plugins.Plugin) and may set
+`trainer.state.should_stop`. Plugins with state implement state_dict/load_state_dict and are
+saved in every checkpoint."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from trustfit.encode.batching import BucketBatchSampler, collate
+from trustfit.encode.windows import Feature
+from trustfit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+EVENTS = ("on_train_start", "on_backward", "on_step_end", "on_evaluate", "on_epoch_end", "on_checkpoint",
+          "on_train_end")
+
+
+@dataclass
+class TrainState:
+    """Where the run is; saved in checkpoints."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    words_seen: int = 0
+    train_seconds: float = 0.0
+    last_loss: float = float("nan")
+    last_eval_step: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    should_stop: bool = False
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    max_steps: int | None
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    max_grad_norm: float
+    seed: int
+    eval_every: int | None
+    checkpoint_every: int
+    pool_batches: int
+
+
+class Trainer:
+    """Runs optimisation over encoded features with an accelerate Accelerator."""
+
+    def __init__(self, model, features: Sequence[Feature], settings: LoopSettings, accelerator,
+                 evaluate: Callable[[Any], dict[str, Any]] | None, plugins: Sequence[Any], out_dir: Path,
+                 pad_id: int = 0) -> None:
+        self.accelerator = accelerator
+        self.settings = settings
+        self.features = list(features)
+        self.evaluate_fn = evaluate
+        self.plugins = list(plugins)
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.pad_id = pad_id
+        self.state = TrainState()
+        self.sampler = BucketBatchSampler([len(f) for f in self.features], settings.batch_size, seed=settings.seed,
+                                          pool_batches=settings.pool_batches, rank=accelerator.process_index,
+                                          world_size=accelerator.num_processes)
+        self.state.steps_per_epoch = len(self.sampler)
+        self.state.total_steps = settings.max_steps or settings.epochs * self.state.steps_per_epoch
+        self.n_epochs = math.ceil(self.state.total_steps / self.state.steps_per_epoch)
+        self.optimizer = self._make_optimizer(model)
+        from transformers import get_linear_schedule_with_warmup
+
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, int(settings.warmup_ratio * self.state.total_steps), self.state.total_steps)
+        self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+        self.metrics: dict[str, Any] | None = None
+
+    def _make_optimizer(self, model) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.settings.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        try:
+            return torch.optim.AdamW(groups, lr=self.settings.lr, fused=True)
+        except (RuntimeError, TypeError):
+            return torch.optim.AdamW(groups, lr=self.settings.lr, foreach=True)
+
+    # -- events -----------------------------------------------------------------------------
+    def emit(self, event: str, **kw) -> None:
+        for p in self.plugins:
+            fn = getattr(p, event, None)
+            if fn is not None:
+                fn(self, **kw)
+
+    @property
+    def unwrapped_model(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _trainer_state(self) -> dict[str, Any]:
+        plugin_states = {type(p).__name__: p.state_dict() for p in self.plugins if hasattr(p, "state_dict")}
+        return {"state": asdict(self.state), "plugins": plugin_states}
+
+    def save_checkpoint(self) -> Path:
+        acc = self.accelerator
+        path = save_checkpoint(self.ckpt_dir, self.state.step, self.model, self.optimizer, self.scheduler,
+                               self._trainer_state(), rank=acc.process_index, is_main=acc.is_main_process,
+                               barrier=acc.wait_for_everyone)
+        self.emit("on_checkpoint", path=path)
+        return path
+
+    def resume(self) -> bool:
+        """Restore the last complete checkpoint, if any; True when one was loaded."""
+        folder = latest_checkpoint(self.ckpt_dir)
+        if folder is None:
+            return False
+        saved = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.accelerator.process_index)
+        st = saved["state"]
+        total, spe = self.state.total_steps, self.state.steps_per_epoch
+        self.state = TrainState(**st)
+        self.state.total_steps, self.state.steps_per_epoch = total, spe
+        for p in self.plugins:
+            if hasattr(p, "load_state_dict") and type(p).__name__ in saved["plugins"]:
+                p.load_state_dict(saved["plugins"][type(p).__name__])
+        return True
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any] | None:
+        if self.evaluate_fn is None:
+            return None
+        metrics = self.evaluate_fn(self.unwrapped_model)
+        self.metrics = metrics
+        self.state.last_eval_step = self.state.step
+        self.state.history.append({"step": self.state.step, "epoch": self.state.epoch, **metrics})
+        self.emit("on_evaluate", metrics=metrics)
+        return metrics
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _step(self, idx: list[int]) -> None:
+        feats = [self.features[i] for i in idx]
+        batch = {k: v.to(self.accelerator.device) for k, v in collate(feats, self.pad_id).items()}
+        self.model.train()
+        loss = self.model(**batch).loss
+        self.accelerator.backward(loss)
+        self.emit("on_backward", batch=batch, loss=loss)
+        if self.settings.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        st = self.state
+        st.step += 1
+        st.batch_in_epoch += 1
+        st.words_seen += sum(len(f.words) for f in feats) * self.accelerator.num_processes
+        st.last_loss = float(loss.detach())
+
+    def fit(self) -> TrainState:
+        st, s = self.state, self.settings
+        self.emit("on_train_start")
+        kill_at = int(os.environ.get("TRUSTFIT_FAULT_KILL_AT_STEP", "0"))  # fault injection for resume tests
+        while st.epoch < self.n_epochs and st.step < st.total_steps and not st.should_stop:
+            self.sampler.set_epoch(st.epoch, skip=st.batch_in_epoch)
+            t0 = time.perf_counter()
+            for idx in self.sampler:
+                self._step(idx)
+                self.emit("on_step_end")
+                if kill_at and st.step == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if s.eval_every and st.step % s.eval_every == 0:
+                    st.train_seconds += time.perf_counter() - t0
+                    self.evaluate()
+                    t0 = time.perf_counter()
+                if st.step % s.checkpoint_every == 0 and st.step < st.total_steps:
+                    st.train_seconds += time.perf_counter() - t0
+                    self.save_checkpoint()
+                    t0 = time.perf_counter()
+                if st.should_stop or st.step >= st.total_steps:
+                    break
+            st.train_seconds += time.perf_counter() - t0
+            if st.batch_in_epoch >= st.steps_per_epoch:
+                st.epoch += 1
+                st.batch_in_epoch = 0
+                self.emit("on_epoch_end")
+                if not s.eval_every and st.last_eval_step != st.step:
+                    self.evaluate()
+                if st.step < st.total_steps and not st.should_stop:
+                    self.save_checkpoint()
+        if st.last_eval_step != st.step:
+            self.evaluate()
+        self.emit("on_train_end")
+        return st
