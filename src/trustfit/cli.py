@@ -38,7 +38,7 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (autocast)"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
     context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="document context per side (0 = off)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
     scheme: Optional[str] = typer.Option(None, "--scheme", help="iob1, iob2, bioes or bilou"),

@@ -34,7 +34,8 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(1.0, ge=0)
     seed: int = 42
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16/AMX CPUs)")
     # encoding
     context_tokens: int = Field(0, ge=0, description="document-context sub-tokens on each side (FLERT); 0 = off")
     max_length: Optional[int] = Field(None, ge=8)

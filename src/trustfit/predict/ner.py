@@ -16,6 +16,7 @@ from trustfit.data.schema import Corpus, LabelSchema, Sentence
 from trustfit.data.tags import repair_iob2, spans_from_tags
 from trustfit.encode.batching import collate
 from trustfit.encode.tokenize import encode_corpus, model_max_length
+from trustfit.hardware import resolve_precision
 
 # Plain-text tokenisation rule: dotted abbreviations ("U.S."), runs of letters/digits joined by
 # inner apostrophes, hyphens, dots or commas ("1,000.50", "don't", "co-op", "1996-08-22"), or
@@ -52,7 +53,7 @@ class NerPredictor:
     """Wraps a token-classification model + tokenizer with trustfit's encoding settings."""
 
     def __init__(self, model, tokenizer, schema: LabelSchema, context_tokens: int = 0, max_length: int | None = None,
-                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "fp32") -> None:
+                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto") -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.schema = schema
@@ -60,7 +61,7 @@ class NerPredictor:
         self.max_length = max_length or model_max_length(tokenizer, model.config)
         self.batch_size = batch_size
         self.device = torch.device(device)
-        self.precision = precision
+        self.precision = resolve_precision(precision)
 
     @classmethod
     def from_dir(cls, model_dir: str, **kw) -> "NerPredictor":

@@ -13,6 +13,7 @@ from trustfit.config import TrainConfig
 from trustfit.data.conll import read_conll
 from trustfit.data.schema import Corpus, LabelSchema
 from trustfit.errors import OutputError
+from trustfit.hardware import resolve_precision
 
 RUN_CONFIG = "run_config.json"
 # settings that may change between a run and its resumption
@@ -69,7 +70,8 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
     from trustfit.train.loop import LoopSettings, Trainer
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
-    accelerator = Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+    precision = resolve_precision(cfg.precision)
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
     is_main = accelerator.is_main_process
     train = read_ner_corpus(cfg.train, cfg)
     schema = LabelSchema.from_corpus(train)
@@ -90,7 +92,7 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
 
     def evaluate(m) -> dict[str, Any]:
         pred = NerPredictor(m, tokenizer, schema, cfg.context_tokens, max_length, cfg.eval_batch_size,
-                            device=eval_device, precision=cfg.precision).predict(dev)
+                            device=eval_device, precision=precision).predict(dev)
         met = ner_metrics([s.tags for s in dev], pred.tags, schema.labels)
         e = met.entity["micro"]
         return {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"],
@@ -121,7 +123,7 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
         "train_words": train.n_words, "train_sentences": len(train), "features": len(features),
         "words_per_second": state.words_seen / max(state.train_seconds, 1e-9),
         "train_seconds": state.train_seconds, "history": state.history,
-        "processes": accelerator.num_processes, "device": str(accelerator.device), "precision": cfg.precision,
+        "processes": accelerator.num_processes, "device": str(accelerator.device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
     }
     accelerator.wait_for_everyone()
@@ -130,7 +132,7 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
 
         best, _, _, _ = load_trained(out)
         pred = NerPredictor(best, tokenizer, schema, cfg.context_tokens, max_length, cfg.eval_batch_size,
-                            device=eval_device, precision=cfg.precision).predict(dev)
+                            device=eval_device, precision=precision).predict(dev)
         metrics = ner_metrics([s.tags for s in dev], pred.tags, schema.labels)
         summary["dev"] = metrics.to_json()
         (out / "dev_metrics.json").write_text(json.dumps(metrics.to_json(), indent=2))

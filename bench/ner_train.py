@@ -1,0 +1,151 @@
+"""Training benchmark: Hugging Face Trainer (run_ner.py recipe) vs trustfit, same model, data,
+hyper-parameters and batch size, measured in the same run, each side in its own process.
+
+    python bench/ner_train.py            # full CoNLL-2003 train, 3 epochs (about 25 min)
+    python bench/ner_train.py --quick    # 2,000-sentence slice, 1 epoch (under 3 min)
+
+Prints and writes bench/results/ner_train{,_quick}.{json,md}: words/s of both and their ratio,
+peak RSS, dev entity F1 (strict IOB2) after the same number of epochs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, RESULTS, peak_rss_mb, run_child, slice_conll, write_results  # noqa: E402
+
+
+def baseline(args) -> dict:
+    """transformers Trainer + DataCollatorForTokenClassification, first-sub-token labels."""
+    import torch
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                              Trainer, TrainingArguments, set_seed)
+    from transformers.utils import logging as hf_logging
+
+    from trustfit.data.conll import read_conll
+    from trustfit.data.schema import LabelSchema
+    from trustfit.evaluate.ner import ner_metrics
+    from trustfit.models.backbone import default_model_path
+
+    hf_logging.set_verbosity_error()
+    train, dev = read_conll(args.train), read_conll(args.dev)
+    schema = LabelSchema.from_corpus(train)
+    l2i = schema.label2id
+    path = default_model_path()
+    tok = AutoTokenizer.from_pretrained(path)
+
+    def encode(corpus):
+        enc = tok([s.tokens for s in corpus], is_split_into_words=True, truncation=True)
+        rows = []
+        for i, s in enumerate(corpus):
+            prev, labels = None, []
+            for w in enc.word_ids(i):
+                labels.append(-100 if w is None or w == prev else l2i[s.tags[w]])
+                prev = w
+            rows.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
+                         "labels": labels})
+        return rows
+
+    tr, dv = encode(train), encode(dev)
+    set_seed(args.seed)
+    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(schema.labels),
+                                                            id2label=schema.id2label, label2id=l2i)
+    targs = TrainingArguments(output_dir=str(RESULTS / "hf_tmp"), per_device_train_batch_size=args.batch_size,
+                              per_device_eval_batch_size=64, learning_rate=args.lr, num_train_epochs=args.epochs,
+                              lr_scheduler_type="linear", warmup_steps=0.1, weight_decay=0.01,
+                              optim="adamw_torch_fused", save_strategy="no", eval_strategy="no", report_to=[],
+                              logging_strategy="no", seed=args.seed, disable_tqdm=True, use_cpu=True,
+                              dataloader_num_workers=0, bf16=args.baseline_bf16)
+    trainer = Trainer(model=model, args=targs, train_dataset=tr, data_collator=DataCollatorForTokenClassification(tok))
+    t0 = time.perf_counter()
+    trainer.train()
+    secs = time.perf_counter() - t0
+    out = trainer.predict(dv)
+    preds = out.predictions.argmax(-1)
+    pred_tags = []
+    for row, lab, s in zip(preds, out.label_ids, dev):
+        tags = [schema.labels[p] for p, l in zip(row, lab) if l != -100]
+        pred_tags.append(tags)
+    m = ner_metrics([s.tags for s in dev], pred_tags, schema.labels)
+    return {"words_per_second": train.n_words * args.epochs / secs, "train_seconds": secs, "dev_f1": m.f1,
+            "peak_rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads(), "bf16": args.baseline_bf16}
+
+
+def trustfit_side(args) -> dict:
+    from trustfit.config import TrainConfig
+    from trustfit.train.run import train_ner
+
+    cfg = TrainConfig(train=args.train, dev=args.dev, out=str(RESULTS / f"trustfit_model{args.tag}"),
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      precision=args.precision, context_tokens=args.context_tokens, checkpoint_every=10**9)
+    t0 = time.perf_counter()
+    s = train_ner(cfg, overwrite=True, quiet=True)
+    wall = time.perf_counter() - t0
+    return {"words_per_second": s["words_per_second"], "train_seconds": s["train_seconds"], "wall_seconds": wall,
+            "dev_f1": s["dev"]["entity"]["micro"]["f1"], "history": s["history"], "peak_rss_mb": peak_rss_mb(),
+            "precision": s["precision"], "context_tokens": args.context_tokens}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2,000-sentence slice, 1 epoch")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--train-sentences", type=int, default=None)
+    ap.add_argument("--dev-sentences", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--context-tokens", type=int, default=0)
+    ap.add_argument("--baseline-bf16", action="store_true", help="also run the HF Trainer with bf16=True")
+    ap.add_argument("--skip-baseline", action="store_true", help="only trustfit (the ratio is then not measured)")
+    ap.add_argument("--side", choices=["baseline", "trustfit"], help=argparse.SUPPRESS)
+    ap.add_argument("--train", help=argparse.SUPPRESS)
+    ap.add_argument("--dev", help=argparse.SUPPRESS)
+    ap.add_argument("--tag", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.side:
+        res = baseline(args) if args.side == "baseline" else trustfit_side(args)
+        print(json.dumps(res))
+        return
+
+    epochs = args.epochs or (1 if args.quick else 3)
+    n_train = args.train_sentences or (2000 if args.quick else None)
+    n_dev = args.dev_sentences or (800 if args.quick else None)
+    tag = "_quick" if args.quick else ""
+    train = slice_conll(DATA / "conll2003/train.txt", RESULTS / "slices/train.txt", n_train)
+    dev = slice_conll(DATA / "conll2003/valid.txt", RESULTS / "slices/dev.txt", n_dev)
+    common = ["--train", str(train), "--dev", str(dev), "--epochs", str(epochs), "--batch-size", str(args.batch_size),
+              "--lr", str(args.lr), "--seed", str(args.seed), "--tag", tag]
+    script = Path(__file__).resolve()
+    t0 = time.perf_counter()
+    ours = run_child(script, common + ["--side", "trustfit", "--precision", args.precision,
+                                       "--context-tokens", str(args.context_tokens)])
+    print(f"trustfit: {ours['words_per_second']:.0f} words/s, dev F1 {100 * ours['dev_f1']:.2f}", flush=True)
+    base = None if args.skip_baseline else run_child(script, common + ["--side", "baseline"])
+    base16 = run_child(script, common + ["--side", "baseline", "--baseline-bf16"]) if args.baseline_bf16 else None
+    result = {"train_file": str(train), "dev_file": str(dev), "epochs": epochs, "batch_size": args.batch_size,
+              "lr": args.lr, "trustfit": ours, "baseline_hf_trainer": base,
+              "baseline_hf_trainer_bf16": base16, "bench_seconds": time.perf_counter() - t0}
+    rows = [["", "words/s", "dev entity F1 (strict IOB2)", "peak RSS MB", "train s"],
+            [f"trustfit ({ours['precision']}, context {args.context_tokens})", f"{ours['words_per_second']:.0f}",
+             f"{100 * ours['dev_f1']:.2f}", f"{ours['peak_rss_mb']:.0f}", f"{ours['train_seconds']:.0f}"]]
+    if base:
+        result["speed_ratio"] = ours["words_per_second"] / base["words_per_second"]
+        rows.append(["HF Trainer (run_ner recipe)", f"{base['words_per_second']:.0f}", f"{100 * base['dev_f1']:.2f}",
+                     f"{base['peak_rss_mb']:.0f}", f"{base['train_seconds']:.0f}"])
+        rows.append(["ratio trustfit / baseline", f"{result['speed_ratio']:.2f}x", "", "", ""])
+    if base16:
+        result["speed_ratio_vs_bf16"] = ours["words_per_second"] / base16["words_per_second"]
+        rows.append(["HF Trainer, bf16=True", f"{base16['words_per_second']:.0f}", f"{100 * base16['dev_f1']:.2f}",
+                     f"{base16['peak_rss_mb']:.0f}", f"{base16['train_seconds']:.0f}"])
+        rows.append(["ratio trustfit / bf16 baseline", f"{result['speed_ratio_vs_bf16']:.2f}x", "", "", ""])
+    write_results(f"ner_train{tag}", result, rows)
+
+
+if __name__ == "__main__":
+    main()
