@@ -8,6 +8,7 @@ tag including O, micro/macro/weighted averages, support) from scikit-learn."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -41,7 +42,9 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
 
     g = [repair_iob2(s) for s in gold]
     p = [repair_iob2(s) for s in pred]
-    rep = classification_report(g, p, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    with warnings.catch_warnings():  # seqeval averages empty arrays when there are no entities
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rep = classification_report(g, p, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     out: dict[str, dict[str, float]] = {}
     for k, v in rep.items():
         key = {"micro avg": "micro", "macro avg": "macro", "weighted avg": "weighted"}.get(k, k)
