@@ -71,6 +71,11 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
     precision = resolve_precision(cfg.precision)
+    from accelerate.state import AcceleratorState
+
+    # several runs in one process (notebooks, benchmarks) may differ in precision: reset the
+    # mixed-precision singleton, keep the process group (PartialState)
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
     is_main = accelerator.is_main_process
     train = read_ner_corpus(cfg.train, cfg)

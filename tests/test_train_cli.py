@@ -1,0 +1,179 @@
+"""End-to-end CLI runs with the tiny random BERT: train, resume after SIGKILL, output-folder
+safety, config files, evaluate and predict outputs, and error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trustfit.cli import app
+from tests.conftest import write_conll
+
+runner = CliRunner()
+
+
+def train_args(tiny_model_dir, train, dev, out, *extra):
+    return ["train", "--model", str(tiny_model_dir), "--train", str(train), "--dev", str(dev), "--out", str(out),
+            "--batch-size", "16", "--lr", "5e-4", "--quiet", "--precision", "fp32", *extra]
+
+
+def weights(folder: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir, conll_slices):
+    out = tmp_path_factory.mktemp("run") / "model"
+    r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, out, "--epochs", "2"))
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_train_saves_hf_folder(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "trustfit.json", "dev_metrics.json",
+            "train_summary.json", "run_config.json", "log.jsonl"} <= names
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["id2label"]["0"] == "O" and cfg["label2id"]["B-PER"] == 7
+    summary = json.loads((trained / "train_summary.json").read_text())
+    assert summary["epochs_done"] == 2 and summary["words_per_second"] > 0
+    assert len(summary["history"]) == 2
+
+
+def test_transformers_loads_saved_model(trained):
+    from transformers import AutoModelForTokenClassification, pipeline
+
+    m = AutoModelForTokenClassification.from_pretrained(trained)
+    assert m.config.id2label[7] == "B-PER"
+    pipe = pipeline("token-classification", model=str(trained), device="cpu")
+    assert isinstance(pipe("EU rejects German call"), list)
+
+
+def test_evaluate_writes_json_and_every_token(trained, conll_slices, tmp_path):
+    dev = conll_slices[1]
+    r = runner.invoke(app, ["evaluate", "--model", str(trained), "--data", str(dev), "--json", str(tmp_path / "m.json"),
+                            "--predictions", str(tmp_path / "p.conll")])
+    assert r.exit_code == 0, r.output
+    assert "Entity level" in r.output and "Token level" in r.output
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert {"entity", "token", "token_accuracy"} <= set(m)
+    pred_lines = [l for l in (tmp_path / "p.conll").read_text().splitlines() if l]
+    gold_tokens = [l.split()[0] for l in dev.read_text().splitlines() if l.strip() and not l.startswith("-DOCSTART-")]
+    assert [l.split()[0] for l in pred_lines] == gold_tokens
+    assert all(len(l.split()) == 3 for l in pred_lines)
+
+
+def test_predict_text_stdin_offsets_and_long_and_empty_sentences(trained):
+    long = " ".join(f"w{i}" for i in range(1000))
+    text = "EU rejects German call to boycott British lamb .\n\n" + long + "\n"
+    r = runner.invoke(app, ["predict", "--model", str(trained), "-"], input=text)
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(recs) == 3
+    assert recs[0]["tokens"][0] == "EU" and len(recs[0]["tags"]) == 9
+    assert recs[1]["tokens"] == [] and recs[1]["entities"] == []
+    assert len(recs[2]["tags"]) == 1000  # windows: every word of a 1,000-word sentence is predicted
+    for rec in recs:
+        for e in rec["entities"]:
+            assert rec["text"][e["start"]:e["end"]] == e["text"] and 0 <= e["score"] <= 1
+
+
+def test_predict_conll_input(trained, conll_slices, tmp_path):
+    out = tmp_path / "p.jsonl"
+    r = runner.invoke(app, ["predict", "--model", str(trained), str(conll_slices[1]), "--format", "conll", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert len(out.read_text().splitlines()) == 60
+
+
+def test_refuses_output_with_another_run_unless_overwrite(trained, tiny_model_dir, conll_slices):
+    r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, trained, "--max-steps", "1"))
+    assert r.exit_code == 2
+    assert "already holds a training run; pass --resume to continue it, --overwrite to replace it" in r.output
+
+
+def test_refuses_foreign_nonempty_output(tmp_path, tiny_model_dir, conll_slices):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, tmp_path, "--max-steps", "1"))
+    assert r.exit_code == 2 and "is not empty and holds no trustfit run" in r.output
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_model_dir, conll_slices):
+    out = tmp_path / "m"
+    assert runner.invoke(app, train_args(tiny_model_dir, *conll_slices, out, "--max-steps", "2")).exit_code == 0
+    r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, out, "--max-steps", "2", "--lr", "1e-3",
+                                      "--resume"))
+    assert r.exit_code == 2 and "--resume with different settings than the run there (lr)" in r.output
+    r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, out, "--max-steps", "2", "--overwrite"))
+    assert r.exit_code == 0, r.output
+
+
+def test_config_file_and_flag_override(tmp_path, tiny_model_dir, conll_slices):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(f'train = "{conll_slices[0]}"\ndev = "{conll_slices[1]}"\nmax_steps = 3\nseed = 7\n'
+                   f'model = "{tiny_model_dir}"\nbatch_size = 8\n')
+    out = tmp_path / "m"
+    r = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(out), "--max-steps", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / "run_config.json").read_text())
+    assert saved["max_steps"] == 2 and saved["seed"] == 7 and saved["batch_size"] == 8
+    yml = tmp_path / "exp.yaml"
+    yml.write_text("train: x.conll\nbatch_sise: 8\n")
+    r = runner.invoke(app, ["train", "--config", str(yml), "--out", str(tmp_path / "n")])
+    assert r.exit_code == 2 and "exp.yaml: invalid configuration" in r.output and "unknown key 'batch_sise'" in r.output
+
+
+def test_same_seed_same_result(tmp_path, tiny_model_dir, conll_slices):
+    for name in ("a", "b"):
+        r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, tmp_path / name, "--max-steps", "6"))
+        assert r.exit_code == 0, r.output
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all((wa[k] == wb[k]).all() for k in wa)
+
+
+def test_model_folder_without_tokenizer(tmp_path, tiny_model_dir, conll_slices):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (bare / f).write_bytes((tiny_model_dir / f).read_bytes())
+    r = runner.invoke(app, train_args(bare, *conll_slices, tmp_path / "o"))
+    assert r.exit_code == 2 and "the model folder has no tokenizer" in r.output
+
+
+def test_train_file_without_entities(tmp_path, tiny_model_dir, conll_slices):
+    p = write_conll(tmp_path / "o.conll", [[("a", "O")]])
+    r = runner.invoke(app, train_args(tiny_model_dir, p, conll_slices[1], tmp_path / "o"))
+    assert r.exit_code == 2 and "no entity tags found" in r.output
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "trustfit", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_model_dir, conll_slices):
+    """Kill -9 mid-epoch (after step 7, last checkpoint at step 6), resume, compare with a clean run."""
+    args = lambda out: train_args(tiny_model_dir, *conll_slices, out, "--epochs", "2", "--checkpoint-every", "3",
+                                  "--eval-every", "5")  # noqa: E731
+    clean = _cli(*args(tmp_path / "clean"))
+    assert clean.returncode == 0, clean.stderr
+    killed = _cli(*args(tmp_path / "k"), env={"TRUSTFIT_FAULT_KILL_AT_STEP": "7"})
+    assert killed.returncode == -9
+    assert (tmp_path / "k/checkpoints/LATEST").read_text() == "step-00000006"
+    resumed = _cli(*args(tmp_path / "k"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    s_clean = json.loads((tmp_path / "clean/train_summary.json").read_text())
+    s_res = json.loads((tmp_path / "k/train_summary.json").read_text())
+    assert s_res["resumed"] and s_res["steps"] == s_clean["steps"]
+    assert s_res["dev"]["entity"] == s_clean["dev"]["entity"]
+    assert [h["f1"] for h in s_res["history"]] == [h["f1"] for h in s_clean["history"]]
+    wa, wb = weights(tmp_path / "clean"), weights(tmp_path / "k")
+    assert all((wa[k] == wb[k]).all() for k in wa)
