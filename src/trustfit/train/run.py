@@ -27,16 +27,17 @@ def read_ner_corpus(path: str, cfg: TrainConfig, labelled: bool = True) -> Corpu
                       scheme=cfg.scheme, encoding=cfg.encoding, delimiter=delim)
 
 
-def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: bool = True) -> Path:
-    """Check the output folder: refuse to mix runs; --overwrite clears it, --resume continues."""
+def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: bool = True,
+                   barrier=lambda: None) -> Path:
+    """Check the output folder: refuse to mix runs; --overwrite clears it, --resume continues.
+    Every process checks before the main one writes (`barrier` separates the two)."""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is a file; --out must be a folder")
     existing = out / RUN_CONFIG
     if out.exists() and any(out.iterdir()):
         if overwrite:
-            if is_main:
-                shutil.rmtree(out)
+            pass
         elif resume and existing.exists():
             old = json.loads(existing.read_text())
             new = cfg.model_dump()
@@ -51,7 +52,10 @@ def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: boo
         else:
             raise OutputError(f"{out}: is not empty and holds no trustfit run; choose another --out or "
                               "pass --overwrite to clear it")
+    barrier()
     if is_main:
+        if overwrite and out.exists():
+            shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         existing.write_text(json.dumps(cfg.model_dump(), indent=2))
     return out
@@ -76,7 +80,9 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
     # several runs in one process (notebooks, benchmarks) may differ in precision: reset the
     # mixed-precision singleton, keep the process group (PartialState)
     AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    # cpu=True on machines without CUDA lets accelerate form a gloo process group under torchrun
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no",
+                              cpu=not torch.cuda.is_available())
     is_main = accelerator.is_main_process
     train = read_ner_corpus(cfg.train, cfg)
     schema = LabelSchema.from_corpus(train)
@@ -85,7 +91,7 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
         dev = schema.check_corpus(read_ner_corpus(cfg.dev, cfg), unknown_to_o=cfg.unknown_tags == "o")
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
-    out = prepare_output(cfg, resume, overwrite, is_main)
+    out = prepare_output(cfg, resume, overwrite, is_main, accelerator.wait_for_everyone)
     accelerator.wait_for_everyone()
 
     set_seed(cfg.seed)
@@ -131,6 +137,11 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
         "processes": accelerator.num_processes, "device": str(accelerator.device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
     }
+    # the processes must end with identical weights: compare a checksum of every rank's parameters
+    checksum = torch.stack([p.detach().double().sum() for p in trainer.unwrapped_model.parameters()]).sum()
+    sums = accelerator.gather(checksum.reshape(1).to(accelerator.device)).cpu().tolist()
+    summary["param_checksum_by_rank"] = sums
+    summary["ranks_in_sync"] = max(sums) - min(sums) <= 1e-9 * max(1.0, abs(sums[0]))
     accelerator.wait_for_everyone()
     if dev is not None and is_main:
         from trustfit.models.backbone import load_trained
