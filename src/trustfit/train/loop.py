@@ -139,6 +139,12 @@ class Trainer:
                 p.load_state_dict(saved["plugins"][type(p).__name__])
         return True
 
+    def release(self) -> None:
+        """Free the optimizer state and gradients once training is over."""
+        self.optimizer.zero_grad(set_to_none=True)
+        opt = getattr(self.optimizer, "optimizer", self.optimizer)
+        opt.state.clear()
+
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any] | None:
         if self.evaluate_fn is None:

@@ -143,10 +143,15 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
     summary["param_checksum_by_rank"] = sums
     summary["ranks_in_sync"] = max(sums) - min(sums) <= 1e-9 * max(1.0, abs(sums[0]))
     accelerator.wait_for_everyone()
+    trainer.release()  # optimizer state is not needed any more: keep the final report's peak low
+    del features
     if dev is not None and is_main:
-        from trustfit.models.backbone import load_trained
+        from safetensors.torch import load_model
 
-        best, _, _, _ = load_trained(out)
+        best = trainer.unwrapped_model
+        best_step = next(p for p in plugins if isinstance(p, BestModel)).best_step
+        if best_step != state.step:  # bring the best weights back into the same module, no second copy
+            load_model(best, str(out / "model.safetensors"))
         pred = NerPredictor(best, tokenizer, schema, cfg.context_tokens, max_length, cfg.eval_batch_size,
                             device=eval_device, precision=precision).predict(dev)
         metrics = ner_metrics([s.tags for s in dev], pred.tags, schema.labels)
