@@ -20,7 +20,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: Literal["ner"] = "ner"
+    task: Literal["ner", "classify"] = "ner"
     train: str
     dev: Optional[str] = None
     out: str
@@ -45,9 +45,16 @@ class TrainConfig(BaseModel):
     scheme: Literal["iob1", "iob2", "bioes", "bilou"] = "iob2"
     token_column: int = 0
     tag_column: int = -1
-    encoding: str = "utf-8"
+    encoding: Optional[str] = Field(None, description="input encoding (default utf-8; latin-1 for fpb)")
     delimiter: Optional[str] = None
     unknown_tags: Literal["error", "o"] = "error"
+    # classification data and options
+    format: Literal["auto", "csv", "tsv", "jsonl", "fpb"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    pair_column: Optional[str] = Field(None, description="second text column (query/candidate pairs)")
+    class_weights: bool = Field(False, description="weight the loss by inverse class frequency")
+    calibrate: bool = Field(False, description="fit temperature scaling on dev and store it with the model")
     # schedule of evaluation, checkpoints, early stopping
     eval_every: Optional[int] = Field(None, ge=1, description="steps between dev evaluations; default: each epoch")
     checkpoint_every: int = Field(500, ge=1)

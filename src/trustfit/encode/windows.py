@@ -31,6 +31,11 @@ class Feature:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def n_words(self) -> int:
+        """Target words (what words/s counts)."""
+        return len(self.words)
+
 
 @dataclass
 class Specials:

@@ -119,3 +119,40 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict[str, Any
     tokenizer.save_pretrained(out)
     if meta is not None:
         (out / TRUSTFIT_META).write_text(json.dumps(meta, indent=2, default=str))
+
+
+def load_sequence_classifier(source: str, labels: list[str]):
+    """AutoModelForSequenceClassification with `labels` (head re-initialised when they differ)."""
+    from transformers import AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    id2label = dict(enumerate(labels))
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()},
+            ignore_mismatched_sizes=True)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"{source}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def read_meta(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """trustfit.json of a saved model ({} for a plain HF folder)."""
+    p = Path(model_dir) / TRUSTFIT_META
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def load_trained_classifier(model_dir: str | os.PathLike):
+    """A trained sequence-classification folder: (model, tokenizer, labels, meta)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    src = resolve_model_source(model_dir)
+    config = AutoConfig.from_pretrained(src)
+    if not getattr(config, "id2label", None) or len(config.id2label) < 2:
+        raise ModelError(f"{model_dir}: the model has no label mapping (id2label); is it a trained classifier?")
+    labels = [config.id2label[i] for i in range(len(config.id2label))]
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(src)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"{model_dir}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    return model, load_tokenizer(src), labels, read_meta(src)

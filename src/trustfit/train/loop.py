@@ -20,7 +20,6 @@ from typing import Any, Callable, Sequence
 import torch
 
 from trustfit.encode.batching import BucketBatchSampler, collate
-from trustfit.encode.windows import Feature
 from trustfit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 EVENTS = ("on_train_start", "on_backward", "on_step_end", "on_evaluate", "on_epoch_end", "on_checkpoint",
@@ -57,14 +56,19 @@ class LoopSettings:
     eval_every: int | None
     checkpoint_every: int
     pool_batches: int
+    select_metric: str = "f1"
 
 
 class Trainer:
     """Runs optimisation over encoded features with an accelerate Accelerator."""
 
-    def __init__(self, model, features: Sequence[Feature], settings: LoopSettings, accelerator,
+    def __init__(self, model, features: Sequence[Any], settings: LoopSettings, accelerator,
                  evaluate: Callable[[Any], dict[str, Any]] | None, plugins: Sequence[Any], out_dir: Path,
-                 pad_id: int = 0) -> None:
+                 pad_id: int = 0, collate_fn: Callable[[Sequence[Any], int], dict] = collate,
+                 loss_fn: Callable[[Any, dict], Any] | None = None) -> None:
+        """`features` are encoded examples with len() (sub-tokens, for bucketing) and n_words;
+        `collate_fn(features, pad_id)` makes a batch; `loss_fn(model, batch)` overrides the
+        model's own loss (e.g. class weights)."""
         self.accelerator = accelerator
         self.settings = settings
         self.features = list(features)
@@ -73,6 +77,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.pad_id = pad_id
+        self.collate_fn = collate_fn
+        self.loss_fn = loss_fn
         self.state = TrainState()
         self.sampler = BucketBatchSampler([len(f) for f in self.features], settings.batch_size, seed=settings.seed,
                                           pool_batches=settings.pool_batches, rank=accelerator.process_index,
@@ -159,9 +165,9 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def _step(self, idx: list[int]) -> None:
         feats = [self.features[i] for i in idx]
-        batch = {k: v.to(self.accelerator.device) for k, v in collate(feats, self.pad_id).items()}
+        batch = {k: v.to(self.accelerator.device) for k, v in self.collate_fn(feats, self.pad_id).items()}
         self.model.train()
-        loss = self.model(**batch).loss
+        loss = self.loss_fn(self.model, batch) if self.loss_fn else self.model(**batch).loss
         self.accelerator.backward(loss)
         self.emit("on_backward", batch=batch, loss=loss)
         if self.settings.max_grad_norm > 0:
@@ -172,7 +178,7 @@ class Trainer:
         st = self.state
         st.step += 1
         st.batch_in_epoch += 1
-        st.words_seen += sum(len(f.words) for f in feats) * self.accelerator.num_processes
+        st.words_seen += sum(f.n_words for f in feats) * self.accelerator.num_processes
         st.last_loss = float(loss.detach())
 
     def fit(self) -> TrainState:

@@ -48,12 +48,14 @@ class ProgressBar(Plugin):
             wps = (st.words_seen - self.words0) / max(1e-9, time.perf_counter() - self.t0)
             post = {"epoch": st.epoch + 1, "loss": f"{st.last_loss:.3f}", "words/s": f"{wps:.0f}"}
             if trainer.metrics:
-                post["dev_f1"] = f"{100 * trainer.metrics['f1']:.2f}"
+                key = trainer.settings.select_metric
+                post[f"dev_{key}"] = f"{100 * trainer.metrics[key]:.2f}"
             self.bar.set_postfix(post, refresh=False)
 
     def on_evaluate(self, trainer, metrics) -> None:
         if self.bar is not None:
-            self.bar.write(f"step {trainer.state.step}: dev entity F1 {100 * metrics['f1']:.2f}")
+            key = trainer.settings.select_metric
+            self.bar.write(f"step {trainer.state.step}: dev {key} {100 * metrics[key]:.2f}")
             self.t0, self.words0 = time.perf_counter(), trainer.state.words_seen
 
     def on_train_end(self, trainer) -> None:

