@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from trustfit.encode.align import IGNORE_INDEX, first_positions
+from trustfit.encode.align import IGNORE_INDEX, first_positions, first_subtoken_labels
 
 
 @dataclass
@@ -116,23 +116,15 @@ def build_features(
 
 
 def _make_feature(flat, l, ka, kb, r, sentence_labels, specials: Specials) -> Feature:
-    ids: list[int] = list(specials.prefix)
-    labels: list[int] = [IGNORE_INDEX] * len(specials.prefix)
-    counts = [len(flat[k][2]) for k in range(l, r)]
-    positions_all = first_positions(counts, offset=len(ids))
-    positions: list[int] = []
-    words: list[tuple[int, int]] = []
-    for k in range(l, r):
-        s, w, pieces = flat[k]
-        ids.extend(pieces)
-        is_target = ka <= k < kb
-        labs = sentence_labels[s]
-        first = labs[w] if (is_target and labs is not None) else IGNORE_INDEX
-        labels.append(first)
-        labels.extend([IGNORE_INDEX] * (len(pieces) - 1))
-        if is_target:
-            positions.append(positions_all[k - l])
-            words.append((s, w))
-    ids.extend(specials.suffix)
-    labels.extend([IGNORE_INDEX] * len(specials.suffix))
+    """Feature over flat words [l, r) whose targets are [ka, kb)."""
+    span = flat[l:r]
+    counts = [len(p) for _, _, p in span]
+    targets = [ka <= k < kb for k in range(l, r)]
+    word_labels = [sentence_labels[s][w] if sentence_labels[s] is not None else IGNORE_INDEX for s, w, _ in span]
+    ids = list(specials.prefix) + [t for _, _, p in span for t in p] + list(specials.suffix)
+    labels = ([IGNORE_INDEX] * len(specials.prefix) + first_subtoken_labels(counts, word_labels, targets)
+              + [IGNORE_INDEX] * len(specials.suffix))
+    firsts = first_positions(counts, offset=len(specials.prefix))
+    positions = [p for p, t in zip(firsts, targets) if t]
+    words = [(s, w) for (s, w, _), t in zip(span, targets) if t]
     return Feature(ids, labels, positions, words)
