@@ -27,10 +27,10 @@ def documents(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(documents(), st.integers(12, 64), st.sampled_from([0, 8, 32]), st.sampled_from([0, 4, 16]))
-def test_every_word_is_a_target_exactly_once(data, max_length, context, stride):
+@given(documents(), st.integers(12, 64), st.sampled_from([0, 8, 32]), st.sampled_from([0, 4, 16]), st.booleans())
+def test_every_word_is_a_target_exactly_once(data, max_length, context, stride, pack):
     sentences, labels, docs = data
-    feats = build_features(sentences, labels, docs, SPECIALS, max_length, context, stride)
+    feats = build_features(sentences, labels, docs, SPECIALS, max_length, context, stride, pack=pack, pack_tokens=24)
     seen = [w for f in feats for w in f.words]
     expected = [(s, w) for s, sent in enumerate(sentences) for w in range(len(sent))]
     assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen))
@@ -47,8 +47,11 @@ def test_every_word_is_a_target_exactly_once(data, max_length, context, stride):
         # context stays inside the document (sentence ids are encoded in the piece ids)
         sents_in = {(t - 1000) // 100 for t in f.input_ids if t >= 1000}
         assert len({doc_of[s] for s in sents_in}) <= 1
-        if context == 0:
+        if context == 0 and not pack:
             assert len(sents_in) <= 1
+    # a packed feature's weight counts its sentences: all weights add up to the sentence count
+    if pack:
+        assert abs(sum(f.weight for f in feats) - sum(1 for s in sentences if s)) < 1e-6
 
 
 @given(st.lists(st.integers(1, 5), max_size=50), st.integers(5, 40))
@@ -87,3 +90,18 @@ def test_real_tokenizer_alignment(tiny_tokenizer):
     assert [toks[p] for p in f.positions] == ["eu", "rejects", "[UNK]", "z", "lamb"]
     assert [f.labels[p] for p in f.positions] == [schema.label2id[t] for t in s.tags]
     assert sum(l != IGNORE_INDEX for l in f.labels) == 5
+
+
+@given(st.lists(st.floats(0.1, 5), min_size=1, max_size=80), st.integers(1, 12), st.integers(0, 3))
+def test_weighted_batches_cover_every_feature_once(weights, batch_size, epoch):
+    from trustfit.encode.batching import BucketBatchSampler
+
+    s = BucketBatchSampler([int(w * 10) for w in weights], batch_size, seed=1, weights=weights, pool_batches=2)
+    s.set_epoch(epoch)
+    batches = s.global_batches()
+    assert sorted(i for b in batches for i in b) == list(range(len(weights)))
+    assert len(batches) == s.num_batches(epoch)
+    # every batch reaches the batch size in weight, except at most the last one of each pool
+    pool = max(1, round(batch_size * 2 / (sum(weights) / len(weights))))
+    short = [b for b in batches if sum(weights[i] for i in b) < batch_size - 1e-9]
+    assert len(short) <= -(-len(weights) // pool)

@@ -40,6 +40,8 @@ class TrainConfig(BaseModel):
     context_tokens: int = Field(0, ge=0, description="document-context sub-tokens on each side (FLERT); 0 = off")
     max_length: Optional[int] = Field(None, ge=8)
     stride: int = Field(32, ge=0)
+    pack: bool = Field(False, description="pack consecutive sentences of a document into one input")
+    pack_tokens: int = Field(192, ge=8, description="target sub-tokens per packed input")
     pool_batches: int = Field(16, ge=1, description="length-bucketing pool, in batches; 1 = nearly random batches")
     # data
     scheme: Literal["iob1", "iob2", "bioes", "bilou"] = "iob2"

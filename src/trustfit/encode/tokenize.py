@@ -48,7 +48,8 @@ def word_pieces(tokenizer, sentences: Sequence[Sequence[str]], max_word_pieces: 
 
 
 def encode_corpus(corpus: Corpus, tokenizer, schema: LabelSchema | None, max_length: int,
-                  context_tokens: int = 0, stride: int = 32, max_word_pieces: int = 16) -> list[Feature]:
+                  context_tokens: int = 0, stride: int = 32, max_word_pieces: int = 16, pack: bool = False,
+                  pack_tokens: int = 192) -> list[Feature]:
     """Features covering every word of `corpus` exactly once as a target."""
     pieces = word_pieces(tokenizer, [s.tokens for s in corpus.sentences], max_word_pieces)
     if schema is not None and corpus.is_labelled:
@@ -57,4 +58,4 @@ def encode_corpus(corpus: Corpus, tokenizer, schema: LabelSchema | None, max_len
     else:
         labels = [None] * len(corpus)
     return build_features(pieces, labels, corpus.documents(), tokenizer_specials(tokenizer),
-                          max_length, context_tokens, stride)
+                          max_length, context_tokens, stride, pack, pack_tokens)

@@ -8,6 +8,12 @@ A Feature holds a run of *target* words (whose labels are trained and predicted)
 * document context (FLERT, Schweter & Akbik 2020): with `context_tokens > 0` the neighbouring
   words of the same document, across sentence boundaries, fill up to that many sub-tokens on
   each side.
+
+`pack=True` packs consecutive sentences of a document into one feature as targets (up to
+`pack_tokens` sub-tokens; a longer sentence is cut into chunks), with max(`context_tokens`,
+`stride`) of margin on both sides: every sentence sees its neighbours, at a fraction of the cost of one context window per
+sentence. A packed feature's `weight` is the number of sentences it holds (fractions for cut
+sentences), so batch sizes keep counting sentences.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Feature:
     labels: list[int]
     positions: list[int]
     words: list[tuple[int, int]]
+    weight: float = 1.0
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -63,6 +70,30 @@ def chunk_words(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int
     return chunks
 
 
+def pack_sentences(sentence_counts: Sequence[Sequence[int]], budget: int) -> list[tuple[int, int]]:
+    """Chunks [a, b) of a document's flat word list: whole consecutive sentences while their
+    pieces fit `budget`; a sentence longer than the budget is cut alone by chunk_words."""
+    chunks: list[tuple[int, int]] = []
+    a = k = used = 0
+    for counts in sentence_counts:
+        total = sum(counts)
+        if total > budget:
+            if k > a:
+                chunks.append((a, k))
+            chunks += [(k + x, k + y) for x, y in chunk_words(counts, budget)]
+            k += len(counts)
+            a, used = k, 0
+            continue
+        if used + total > budget and k > a:
+            chunks.append((a, k))
+            a, used = k, 0
+        used += total
+        k += len(counts)
+    if k > a:
+        chunks.append((a, k))
+    return chunks
+
+
 def build_features(
     sentence_pieces: Sequence[Sequence[Sequence[int]]],
     sentence_labels: Sequence[Sequence[int] | None],
@@ -71,6 +102,8 @@ def build_features(
     max_length: int,
     context_tokens: int = 0,
     stride: int = 32,
+    pack: bool = False,
+    pack_tokens: int = 192,
 ) -> list[Feature]:
     """Features for every word of every sentence; each word is a target exactly once.
 
@@ -89,6 +122,16 @@ def build_features(
         for k, (s, w, _) in enumerate(flat):
             if w == 0:
                 starts[s] = k
+        counts_all = [len(p) for _, _, p in flat]
+        if pack:
+            side = min(max(context_tokens, stride), max(0, (budget - max_piece) // 2))
+            target_budget = max(max_piece, min(budget - 2 * side, pack_tokens))
+            for ka, kb in pack_sentences([[len(p) for p in sentence_pieces[s]] for s in doc], target_budget):
+                l, r = _margins(counts_all, ka, kb, 0, len(flat), side, budget)
+                f = _make_feature(flat, l, ka, kb, r, sentence_labels, specials)
+                f.weight = sum(1 / len(sentence_pieces[s]) for s, _ in f.words)
+                features.append(f)
+            continue
         for s in doc:
             counts = [len(p) for p in sentence_pieces[s]]
             if not counts:
@@ -100,19 +143,25 @@ def build_features(
             hi_limit = len(flat) if context_tokens > 0 else starts[s] + len(counts)
             for a, b in chunk_words(counts, target_budget):
                 ka, kb = starts[s] + a, starts[s] + b
-                remaining = budget - sum(counts[a:b])
-                left_cap = min(side, remaining if kb >= hi_limit else remaining // 2)
-                l, used = ka, 0
-                while l > lo_limit and used + len(flat[l - 1][2]) <= left_cap:
-                    l -= 1
-                    used += len(flat[l][2])
-                right_cap = min(side, remaining - used)
-                r, used_r = kb, 0
-                while r < hi_limit and used_r + len(flat[r][2]) <= right_cap:
-                    used_r += len(flat[r][2])
-                    r += 1
+                l, r = _margins(counts_all, ka, kb, lo_limit, hi_limit, side, budget)
                 features.append(_make_feature(flat, l, ka, kb, r, sentence_labels, specials))
     return features
+
+
+def _margins(counts: Sequence[int], ka: int, kb: int, lo: int, hi: int, side: int, budget: int) -> tuple[int, int]:
+    """Extend targets [ka, kb) by whole context words within [lo, hi): up to `side` pieces on each
+    side and `budget` in all (the left side takes the whole remainder when nothing is right)."""
+    remaining = budget - sum(counts[ka:kb])
+    l, used = ka, 0
+    left_cap = min(side, remaining if kb >= hi else remaining // 2)
+    while l > lo and used + counts[l - 1] <= left_cap:
+        l -= 1
+        used += counts[l]
+    r, used_r = kb, 0
+    while r < hi and used_r + counts[r] <= min(side, remaining - used):
+        used_r += counts[r]
+        r += 1
+    return l, r
 
 
 def _make_feature(flat, l, ka, kb, r, sentence_labels, specials: Specials) -> Feature:

@@ -53,13 +53,15 @@ class NerPredictor:
     """Wraps a token-classification model + tokenizer with trustfit's encoding settings."""
 
     def __init__(self, model, tokenizer, schema: LabelSchema, context_tokens: int = 0, max_length: int | None = None,
-                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto") -> None:
+                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto",
+                 stride: int = 32, pack: bool = False, pack_tokens: int = 192) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.schema = schema
         self.context_tokens = context_tokens
         self.max_length = max_length or model_max_length(tokenizer, model.config)
         self.batch_size = batch_size
+        self.stride, self.pack, self.pack_tokens = stride, pack, pack_tokens
         self.device = torch.device(device)
         self.precision = resolve_precision(precision)
 
@@ -71,6 +73,9 @@ class NerPredictor:
         enc = meta.get("encoding", {})
         kw.setdefault("context_tokens", enc.get("context_tokens", 0))
         kw.setdefault("max_length", enc.get("max_length"))
+        for key in ("stride", "pack", "pack_tokens"):
+            if key in enc:
+                kw.setdefault(key, enc[key])
         return cls(model, tok, schema, **kw)
 
     @torch.inference_mode()
@@ -79,7 +84,8 @@ class NerPredictor:
         was_training = model.training
         model.eval()
         model.to(self.device)
-        feats = encode_corpus(corpus, self.tokenizer, None, self.max_length, self.context_tokens)
+        feats = encode_corpus(corpus, self.tokenizer, None, self.max_length, self.context_tokens, self.stride,
+                              pack=self.pack, pack_tokens=self.pack_tokens)
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
         label_ids = [[0] * len(s.tokens) for s in corpus.sentences]
         scores = [[0.0] * len(s.tokens) for s in corpus.sentences]

@@ -50,7 +50,9 @@ class NerTask:
         from trustfit.encode.tokenize import encode_corpus
 
         self.max_length = max_length
-        return encode_corpus(self.train, tokenizer, self.schema, max_length, self.cfg.context_tokens, self.cfg.stride)
+        c = self.cfg
+        return encode_corpus(self.train, tokenizer, self.schema, max_length, c.context_tokens, c.stride,
+                             pack=c.pack, pack_tokens=c.pack_tokens)
 
     @staticmethod
     def collate(features, pad_id: int) -> dict:
@@ -59,8 +61,10 @@ class NerTask:
     def _predictor(self, model, tokenizer, device, precision):
         from trustfit.predict.ner import NerPredictor
 
-        return NerPredictor(model, tokenizer, self.schema, self.cfg.context_tokens, self.max_length,
-                            self.cfg.eval_batch_size, device=device, precision=precision)
+        c = self.cfg
+        return NerPredictor(model, tokenizer, self.schema, c.context_tokens, self.max_length, c.eval_batch_size,
+                            device=device, precision=precision, stride=c.stride, pack=c.pack,
+                            pack_tokens=c.pack_tokens)
 
     def _metrics(self, model, tokenizer, device, precision):
         from trustfit.evaluate.ner import ner_metrics
@@ -81,4 +85,4 @@ class NerTask:
     def meta(self) -> dict[str, Any]:
         return {"task": "ner", "labels": self.labels, "scheme_in": self.cfg.scheme,
                 "encoding": {"context_tokens": self.cfg.context_tokens, "max_length": self.max_length,
-                             "stride": self.cfg.stride}}
+                             "stride": self.cfg.stride, "pack": self.cfg.pack, "pack_tokens": self.cfg.pack_tokens}}

@@ -9,7 +9,6 @@ saved in every checkpoint."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -80,12 +79,18 @@ class Trainer:
         self.collate_fn = collate_fn
         self.loss_fn = loss_fn
         self.state = TrainState()
+        weights = [f.weight for f in self.features] if any(getattr(f, "weight", 1) != 1 for f in self.features) else None
         self.sampler = BucketBatchSampler([len(f) for f in self.features], settings.batch_size, seed=settings.seed,
                                           pool_batches=settings.pool_batches, rank=accelerator.process_index,
-                                          world_size=accelerator.num_processes)
-        self.state.steps_per_epoch = len(self.sampler)
-        self.state.total_steps = settings.max_steps or settings.epochs * self.state.steps_per_epoch
-        self.n_epochs = math.ceil(self.state.total_steps / self.state.steps_per_epoch)
+                                          world_size=accelerator.num_processes, weights=weights)
+        # steps per epoch can differ by a batch or two when features hold several sentences
+        self.epoch_steps: list[int] = []
+        while (len(self.epoch_steps) < settings.epochs if not settings.max_steps
+               else sum(self.epoch_steps) < settings.max_steps):
+            self.epoch_steps.append(self.sampler.num_batches(len(self.epoch_steps)))
+        self.state.steps_per_epoch = self.epoch_steps[0]
+        self.state.total_steps = settings.max_steps or sum(self.epoch_steps)
+        self.n_epochs = len(self.epoch_steps)
         self.optimizer = self._make_optimizer(model)
         from transformers import get_linear_schedule_with_warmup
 
@@ -204,7 +209,7 @@ class Trainer:
                 if st.should_stop or st.step >= st.total_steps:
                     break
             st.train_seconds += time.perf_counter() - t0
-            if st.batch_in_epoch >= st.steps_per_epoch:
+            if st.batch_in_epoch >= self.epoch_steps[st.epoch]:
                 st.epoch += 1
                 st.batch_in_epoch = 0
                 self.emit("on_epoch_end")
