@@ -43,6 +43,9 @@ def test_pipeline_finds_the_same_entities(real_run):
 
     out, dev = real_run
     corpus = read_conll(dev)
+    # the pipeline sees one sentence at a time: compare with trustfit without document context
+    # (what `trustfit predict` does on plain text)
+    corpus.has_documents = False
     ours = NerPredictor.from_dir(str(out), precision="fp32").predict(corpus)
     # aggregation "first" labels a word by its first sub-token, as trustfit does ("simple" labels
     # sub-tokens separately and can split a word)

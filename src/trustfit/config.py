@@ -37,10 +37,11 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16/AMX CPUs)")
     # encoding
-    context_tokens: int = Field(0, ge=0, description="document-context sub-tokens on each side (FLERT); 0 = off")
+    context_tokens: int = Field(32, ge=0, description="document-context sub-tokens on each side (FLERT); 0 = off; "
+                                "used only where the file marks documents (-DOCSTART-)")
     max_length: Optional[int] = Field(None, ge=8)
     stride: int = Field(32, ge=0)
-    pack: bool = Field(False, description="pack consecutive sentences of a document into one input")
+    pack: bool = Field(True, description="pack consecutive sentences of a document into one input")
     pack_tokens: int = Field(192, ge=8, description="target sub-tokens per packed input")
     pool_batches: int = Field(16, ge=1, description="length-bucketing pool, in batches; 1 = nearly random batches")
     # data

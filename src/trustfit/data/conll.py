@@ -113,9 +113,10 @@ def read_conll(
                 tag = "O"
             tags.append(tag)
     flush()
+    has_documents = any(line.translate(_INVISIBLE).split()[:1] == [DOCSTART] for line in text.splitlines())
 
     if problems:
         raise DataError(join_problems(f"{path}: {len(problems)} malformed lines", problems))
     if not sentences:
         raise DataError(f"{path}: no sentences found (the file is empty or holds only -DOCSTART- lines)")
-    return Corpus(sentences, source=str(path))
+    return Corpus(sentences, source=str(path), has_documents=has_documents)

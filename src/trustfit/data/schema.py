@@ -44,6 +44,8 @@ class Corpus:
 
     sentences: list[Sentence] = field(default_factory=list)
     source: str = "<memory>"
+    # True when the source marks documents (-DOCSTART-): only then is document context used
+    has_documents: bool = False
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -60,7 +62,10 @@ class Corpus:
         return bool(self.sentences) and all(s.tags is not None for s in self.sentences)
 
     def documents(self) -> list[list[int]]:
-        """Sentence indices grouped by document, in order."""
+        """Sentence indices grouped by document, in order; without document markers every
+        sentence is its own document (unrelated sentences are no context for each other)."""
+        if not self.has_documents:
+            return [[i] for i in range(len(self.sentences))]
         docs: list[list[int]] = []
         last = None
         for i, s in enumerate(self.sentences):
