@@ -81,13 +81,14 @@ def trustfit_side(args) -> dict:
 
     cfg = TrainConfig(train=args.train, dev=args.dev, out=str(RESULTS / f"trustfit_model{args.tag}"),
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      precision=args.precision, context_tokens=args.context_tokens, checkpoint_every=10**9)
+                      precision=args.precision, checkpoint_every=10**9, pack=not args.no_pack,
+                      **({} if args.context_tokens is None else {"context_tokens": args.context_tokens}))
     t0 = time.perf_counter()
     s = train_ner(cfg, overwrite=True, quiet=True)
     wall = time.perf_counter() - t0
     return {"words_per_second": s["words_per_second"], "train_seconds": s["train_seconds"], "wall_seconds": wall,
             "dev_f1": s["dev"]["entity"]["micro"]["f1"], "history": s["history"], "peak_rss_mb": peak_rss_mb(),
-            "precision": s["precision"], "context_tokens": args.context_tokens}
+            "precision": s["precision"], "context_tokens": cfg.context_tokens, "pack": cfg.pack}
 
 
 def main() -> None:
@@ -100,7 +101,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    ap.add_argument("--context-tokens", type=int, default=0)
+    ap.add_argument("--context-tokens", type=int, default=None, help="default: trustfit's default")
+    ap.add_argument("--no-pack", action="store_true", help="one input per sentence (default: packed documents)")
     ap.add_argument("--baseline-bf16", action="store_true", help="also run the HF Trainer with bf16=True")
     ap.add_argument("--skip-baseline", action="store_true", help="only trustfit (the ratio is then not measured)")
     ap.add_argument("--side", choices=["baseline", "trustfit"], help=argparse.SUPPRESS)
@@ -123,8 +125,9 @@ def main() -> None:
               "--lr", str(args.lr), "--seed", str(args.seed), "--tag", tag]
     script = Path(__file__).resolve()
     t0 = time.perf_counter()
-    ours = run_child(script, common + ["--side", "trustfit", "--precision", args.precision,
-                                       "--context-tokens", str(args.context_tokens)])
+    ours = run_child(script, common + ["--side", "trustfit", "--precision", args.precision]
+                     + ([] if args.context_tokens is None else ["--context-tokens", str(args.context_tokens)])
+                     + (["--no-pack"] if args.no_pack else []))
     print(f"trustfit: {ours['words_per_second']:.0f} words/s, dev F1 {100 * ours['dev_f1']:.2f}", flush=True)
     base = None if args.skip_baseline else run_child(script, common + ["--side", "baseline"])
     base16 = run_child(script, common + ["--side", "baseline", "--baseline-bf16"]) if args.baseline_bf16 else None
@@ -132,7 +135,7 @@ def main() -> None:
               "lr": args.lr, "trustfit": ours, "baseline_hf_trainer": base,
               "baseline_hf_trainer_bf16": base16, "bench_seconds": time.perf_counter() - t0}
     rows = [["", "words/s", "dev entity F1 (strict IOB2)", "peak RSS MB", "train s"],
-            [f"trustfit ({ours['precision']}, context {args.context_tokens})", f"{ours['words_per_second']:.0f}",
+            [f"trustfit ({ours['precision']}, context {ours['context_tokens']}, {'packed' if ours['pack'] else 'per sentence'})", f"{ours['words_per_second']:.0f}",
              f"{100 * ours['dev_f1']:.2f}", f"{ours['peak_rss_mb']:.0f}", f"{ours['train_seconds']:.0f}"]]
     if base:
         result["speed_ratio"] = ours["words_per_second"] / base["words_per_second"]

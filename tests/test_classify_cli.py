@@ -151,3 +151,27 @@ def test_route_command(clf, tmp_path):
     answers.write_text("refund: sure\n")
     r = runner.invoke(app, ["route", "--model", str(clf), "--answers", str(answers), "-"], input="x\n")
     assert r.exit_code == 2 and "unknown intents refund" in r.output
+
+
+def test_classify_resume_after_sigkill_and_config_file(tmp_path, tiny_model_dir, fpb_split):
+    """The classification task runs on the same loop: config file, kill -9, --resume, same result."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "clf.yaml"
+    cfg.write_text(f"task: classify\ntrain: {fpb_split / 'small.jsonl'}\ndev: {fpb_split / 'dev.jsonl'}\n"
+                   f"model: {tiny_model_dir}\nbatch_size: 16\nlr: 0.001\nepochs: 2\ncheckpoint_every: 4\n"
+                   "precision: fp32\n")
+
+    def run(out, *extra, env=None):
+        return subprocess.run([sys.executable, "-m", "trustfit", "train", "--config", str(cfg), "--out", str(out),
+                               "--quiet", *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+    assert run(tmp_path / "clean").returncode == 0
+    assert run(tmp_path / "k", env={"TRUSTFIT_FAULT_KILL_AT_STEP": "10"}).returncode == -9
+    r = run(tmp_path / "k", "--resume")
+    assert r.returncode == 0, r.stderr
+    a = json.loads((tmp_path / "clean/train_summary.json").read_text())
+    b = json.loads((tmp_path / "k/train_summary.json").read_text())
+    assert b["resumed"] and a["dev"]["accuracy"] == b["dev"]["accuracy"] and a["dev"]["confusion"] == b["dev"]["confusion"]

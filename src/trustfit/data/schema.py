@@ -105,10 +105,6 @@ class LabelSchema:
             )
         return cls.from_types(types)
 
-    @classmethod
-    def from_id2label(cls, id2label: dict) -> "LabelSchema":
-        return cls(tuple(id2label[i] if i in id2label else id2label[str(i)] for i in range(len(id2label))))
-
     @property
     def label2id(self) -> dict[str, int]:
         return {l: i for i, l in enumerate(self.labels)}

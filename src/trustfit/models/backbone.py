@@ -76,38 +76,65 @@ def load_tokenizer(source: str):
     return tok
 
 
+def _from_pretrained(auto_cls, source: str, **kw):
+    """auto_cls.from_pretrained with transformers' many error types turned into a ModelError."""
+    _quiet_transformers()
+    try:
+        return auto_cls.from_pretrained(source, **kw)
+    except Exception as e:  # noqa: BLE001 - transformers raises many types here
+        raise ModelError(f"{source}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
 def load_token_classifier(source: str, schema: LabelSchema):
     """AutoModelForTokenClassification with the schema's labels (head re-initialised when the
     source's labels differ)."""
     from transformers import AutoModelForTokenClassification
 
-    _quiet_transformers()
-    try:
-        return AutoModelForTokenClassification.from_pretrained(
-            source, num_labels=len(schema.labels), id2label=schema.id2label, label2id=schema.label2id,
-            ignore_mismatched_sizes=True,
-        )
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"{source}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    return _from_pretrained(AutoModelForTokenClassification, source, num_labels=len(schema.labels),
+                            id2label=schema.id2label, label2id=schema.label2id, ignore_mismatched_sizes=True)
 
 
-def load_trained(model_dir: str | os.PathLike):
-    """A trustfit-trained (or any HF token-classification) folder: (model, tokenizer, schema, meta)."""
-    from transformers import AutoConfig, AutoModelForTokenClassification
+def load_sequence_classifier(source: str, labels: list[str]):
+    """AutoModelForSequenceClassification with `labels` (head re-initialised when they differ)."""
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(labels))
+    return _from_pretrained(AutoModelForSequenceClassification, source, num_labels=len(labels), id2label=id2label,
+                            label2id={l: i for i, l in id2label.items()}, ignore_mismatched_sizes=True)
+
+
+def read_meta(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """trustfit.json of a saved model ({} for a plain HF folder)."""
+    p = Path(model_dir) / TRUSTFIT_META
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _load_trained_folder(model_dir: str | os.PathLike, auto_cls, what: str):
+    """(model, tokenizer, labels in id order, meta) of a trained folder."""
+    from transformers import AutoConfig
 
     _quiet_transformers()
     src = resolve_model_source(model_dir)
     config = AutoConfig.from_pretrained(src)
     if not getattr(config, "id2label", None) or len(config.id2label) < 2:
-        raise ModelError(f"{model_dir}: the model has no label mapping (id2label); is it a trained NER model?")
-    schema = LabelSchema.from_id2label(config.id2label)
-    try:
-        model = AutoModelForTokenClassification.from_pretrained(src)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"{model_dir}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    meta_path = Path(src) / TRUSTFIT_META
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return model, load_tokenizer(src), schema, meta
+        raise ModelError(f"{model_dir}: the model has no label mapping (id2label); is it a trained {what}?")
+    labels = [config.id2label[i] for i in range(len(config.id2label))]
+    return _from_pretrained(auto_cls, src), load_tokenizer(src), labels, read_meta(src)
+
+
+def load_trained(model_dir: str | os.PathLike):
+    """A trustfit-trained (or any HF token-classification) folder: (model, tokenizer, schema, meta)."""
+    from transformers import AutoModelForTokenClassification
+
+    model, tok, labels, meta = _load_trained_folder(model_dir, AutoModelForTokenClassification, "NER model")
+    return model, tok, LabelSchema(tuple(labels)), meta
+
+
+def load_trained_classifier(model_dir: str | os.PathLike):
+    """A trained sequence-classification folder: (model, tokenizer, labels, meta)."""
+    from transformers import AutoModelForSequenceClassification
+
+    return _load_trained_folder(model_dir, AutoModelForSequenceClassification, "classifier")
 
 
 def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict[str, Any] | None = None) -> None:
@@ -120,39 +147,3 @@ def save_model(model, tokenizer, out_dir: str | os.PathLike, meta: dict[str, Any
     if meta is not None:
         (out / TRUSTFIT_META).write_text(json.dumps(meta, indent=2, default=str))
 
-
-def load_sequence_classifier(source: str, labels: list[str]):
-    """AutoModelForSequenceClassification with `labels` (head re-initialised when they differ)."""
-    from transformers import AutoModelForSequenceClassification
-
-    _quiet_transformers()
-    id2label = dict(enumerate(labels))
-    try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=len(labels), id2label=id2label, label2id={l: i for i, l in id2label.items()},
-            ignore_mismatched_sizes=True)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"{source}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-
-
-def read_meta(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """trustfit.json of a saved model ({} for a plain HF folder)."""
-    p = Path(model_dir) / TRUSTFIT_META
-    return json.loads(p.read_text()) if p.exists() else {}
-
-
-def load_trained_classifier(model_dir: str | os.PathLike):
-    """A trained sequence-classification folder: (model, tokenizer, labels, meta)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    _quiet_transformers()
-    src = resolve_model_source(model_dir)
-    config = AutoConfig.from_pretrained(src)
-    if not getattr(config, "id2label", None) or len(config.id2label) < 2:
-        raise ModelError(f"{model_dir}: the model has no label mapping (id2label); is it a trained classifier?")
-    labels = [config.id2label[i] for i in range(len(config.id2label))]
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(src)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"{model_dir}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    return model, load_tokenizer(src), labels, read_meta(src)
