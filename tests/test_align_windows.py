@@ -105,3 +105,15 @@ def test_weighted_batches_cover_every_feature_once(weights, batch_size, epoch):
     pool = max(1, round(batch_size * 2 / (sum(weights) / len(weights))))
     short = [b for b in batches if sum(weights[i] for i in b) < batch_size - 1e-9]
     assert len(short) <= -(-len(weights) // pool)
+
+
+@given(st.lists(st.integers(1, 300), max_size=60), st.integers(1, 64), st.integers(1, 5000))
+def test_token_budget_batches(lengths, max_items, max_tokens):
+    from trustfit.predict.ner import token_budget_batches
+
+    lengths = sorted(lengths)
+    batches = token_budget_batches(lengths, max_items, max_tokens)
+    assert [i for b in batches for i in b] == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= max_items
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= max_tokens

@@ -49,12 +49,28 @@ class Prediction:
     scores: list[list[float]]
 
 
+def token_budget_batches(sorted_lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
+    """Consecutive index batches of length-sorted inputs: at most `max_items` inputs and at most
+    `max_tokens` padded sub-tokens each (long packed inputs go in small batches, short ones in
+    large), which bounds inference memory without slowing short inputs."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i, n in enumerate(sorted_lengths):
+        if cur and (len(cur) + 1 > max_items or (len(cur) + 1) * n > max_tokens):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
 class NerPredictor:
     """Wraps a token-classification model + tokenizer with trustfit's encoding settings."""
 
     def __init__(self, model, tokenizer, schema: LabelSchema, context_tokens: int = 0, max_length: int | None = None,
                  batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto",
-                 stride: int = 32, pack: bool = False, pack_tokens: int = 192) -> None:
+                 stride: int = 32, pack: bool = False, pack_tokens: int = 192, max_batch_tokens: int = 4096) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.schema = schema
@@ -62,6 +78,7 @@ class NerPredictor:
         self.max_length = max_length or model_max_length(tokenizer, model.config)
         self.batch_size = batch_size
         self.stride, self.pack, self.pack_tokens = stride, pack, pack_tokens
+        self.max_batch_tokens = max_batch_tokens
         self.device = torch.device(device)
         self.precision = resolve_precision(precision)
 
@@ -91,8 +108,8 @@ class NerPredictor:
         scores = [[0.0] * len(s.tokens) for s in corpus.sentences]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        for b in range(0, len(order), self.batch_size):
-            batch_feats = [feats[i] for i in order[b:b + self.batch_size]]
+        for idx in token_budget_batches([len(feats[i]) for i in order], self.batch_size, self.max_batch_tokens):
+            batch_feats = [feats[order[i]] for i in idx]
             batch = collate(batch_feats, pad)
             with autocast:
                 logits = model(input_ids=batch["input_ids"].to(self.device),
