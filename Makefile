@@ -31,5 +31,6 @@ bench-quick: setup
 	$(PY) bench/ner_predict.py --quick
 
 bench: setup
-	$(PY) bench/ner_train.py --baseline-bf16
+	$(PY) bench/ner_train.py
 	$(PY) bench/ner_predict.py
+	$(PY) bench/classify.py

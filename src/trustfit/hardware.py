@@ -18,23 +18,3 @@ def resolve_precision(precision: str) -> str:
         return "fp32"
     return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
 
-
-def release_freed_memory_eagerly(mmap_threshold: int = 1 << 20, trim_threshold: int = 4 << 20) -> bool:
-    """Ask glibc to serve allocations above `mmap_threshold` with mmap (returned to the system
-    on free) and to trim the heap above `trim_threshold`.
-
-    Training with dynamic padding allocates tensors of ever-changing shapes; glibc's default
-    (a threshold that grows up to 32 MiB) keeps them in a fragmenting heap, so the resident size
-    climbs far above what is alive. Returns False where this is not glibc (nothing changed)."""
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD,
-                                                                                          trim_threshold))
-    except (OSError, AttributeError):
-        return False
