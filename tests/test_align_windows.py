@@ -109,7 +109,7 @@ def test_weighted_batches_cover_every_feature_once(weights, batch_size, epoch):
 
 @given(st.lists(st.integers(1, 300), max_size=60), st.integers(1, 64), st.integers(1, 5000))
 def test_token_budget_batches(lengths, max_items, max_tokens):
-    from trustfit.predict.ner import token_budget_batches
+    from trustfit.predict import token_budget_batches
 
     lengths = sorted(lengths)
     batches = token_budget_batches(lengths, max_items, max_tokens)

@@ -12,6 +12,7 @@ from trustfit.data.text import TextCorpus
 from trustfit.encode.text import collate_texts, encode_texts
 from trustfit.encode.tokenize import model_max_length
 from trustfit.hardware import resolve_precision
+from trustfit.predict import inference, token_budget_batches
 
 
 @dataclass
@@ -28,11 +29,13 @@ class ClassifyPrediction:
 
 class ClassifierPredictor:
     def __init__(self, model, tokenizer, labels: list[str], temperature: float = 1.0, max_length: int | None = None,
-                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto") -> None:
+                 batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto",
+                 max_batch_tokens: int = 8192) -> None:
         self.model, self.tokenizer, self.labels = model, tokenizer, list(labels)
         self.temperature = temperature
         self.max_length = max_length or model_max_length(tokenizer, model.config)
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.device = torch.device(device)
         self.precision = resolve_precision(precision)
 
@@ -45,26 +48,18 @@ class ClassifierPredictor:
         kw.setdefault("max_length", meta.get("encoding", {}).get("max_length"))
         return cls(model, tok, labels, **kw)
 
-    @torch.inference_mode()
     def logits(self, corpus: TextCorpus) -> tuple[np.ndarray, int]:
-        model = getattr(self.model, "module", self.model)
-        was_training = model.training
-        model.eval()
-        model.to(self.device)
+        """Raw logits [n, classes] in input order, and how many inputs were truncated."""
         feats, truncated = encode_texts(corpus, self.tokenizer, None, self.max_length)
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
         out = np.zeros((len(feats), len(self.labels)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b:b + self.batch_size]
-            batch = collate_texts([feats[i] for i in idx], pad)
-            batch.pop("labels")
-            with autocast:
-                logits = model(**{k: v.to(self.device) for k, v in batch.items()}).logits
-            out[idx] = logits.float().cpu().numpy()
-        if was_training:
-            model.train()
+        with inference(self.model, self.device, self.precision) as model:
+            for b in token_budget_batches([len(feats[i]) for i in order], self.batch_size, self.max_batch_tokens):
+                idx = [order[i] for i in b]
+                batch = collate_texts([feats[i] for i in idx], pad)
+                batch.pop("labels")
+                out[idx] = model(**{k: v.to(self.device) for k, v in batch.items()}).logits.float().cpu().numpy()
         return out, truncated
 
     def predict(self, corpus: TextCorpus) -> ClassifyPrediction:

@@ -17,6 +17,7 @@ from trustfit.data.tags import repair_iob2, spans_from_tags
 from trustfit.encode.batching import collate
 from trustfit.encode.tokenize import encode_corpus, model_max_length
 from trustfit.hardware import resolve_precision
+from trustfit.predict import inference, token_budget_batches
 
 # Plain-text tokenisation rule: dotted abbreviations ("U.S."), runs of letters/digits joined by
 # inner apostrophes, hyphens, dots or commas ("1,000.50", "don't", "co-op", "1996-08-22"), or
@@ -49,22 +50,6 @@ class Prediction:
     scores: list[list[float]]
 
 
-def token_budget_batches(sorted_lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
-    """Consecutive index batches of length-sorted inputs: at most `max_items` inputs and at most
-    `max_tokens` padded sub-tokens each (long packed inputs go in small batches, short ones in
-    large), which bounds inference memory without slowing short inputs."""
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for i, n in enumerate(sorted_lengths):
-        if cur and (len(cur) + 1 > max_items or (len(cur) + 1) * n > max_tokens):
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
-    return batches
-
-
 class NerPredictor:
     """Wraps a token-classification model + tokenizer with trustfit's encoding settings."""
 
@@ -95,34 +80,25 @@ class NerPredictor:
                 kw.setdefault(key, enc[key])
         return cls(model, tok, schema, **kw)
 
-    @torch.inference_mode()
     def predict(self, corpus: Corpus) -> Prediction:
-        model = getattr(self.model, "module", self.model)
-        was_training = model.training
-        model.eval()
-        model.to(self.device)
         feats = encode_corpus(corpus, self.tokenizer, None, self.max_length, self.context_tokens, self.stride,
                               pack=self.pack, pack_tokens=self.pack_tokens)
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
         label_ids = [[0] * len(s.tokens) for s in corpus.sentences]
         scores = [[0.0] * len(s.tokens) for s in corpus.sentences]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-        for idx in token_budget_batches([len(feats[i]) for i in order], self.batch_size, self.max_batch_tokens):
-            batch_feats = [feats[order[i]] for i in idx]
-            batch = collate(batch_feats, pad)
-            with autocast:
+        with inference(self.model, self.device, self.precision) as model:
+            for idx in token_budget_batches([len(feats[i]) for i in order], self.batch_size, self.max_batch_tokens):
+                batch_feats = [feats[order[i]] for i in idx]
+                batch = collate(batch_feats, pad)
                 logits = model(input_ids=batch["input_ids"].to(self.device),
                                attention_mask=batch["attention_mask"].to(self.device)).logits
-            probs = logits.float().softmax(-1)
-            conf, arg = probs.max(-1)
-            conf, arg = conf.cpu().tolist(), arg.cpu().tolist()
-            for row, f in enumerate(batch_feats):
-                for pos, (s, w) in zip(f.positions, f.words):
-                    label_ids[s][w] = arg[row][pos]
-                    scores[s][w] = conf[row][pos]
-        if was_training:
-            model.train()
+                conf, arg = logits.float().softmax(-1).max(-1)
+                conf, arg = conf.cpu().tolist(), arg.cpu().tolist()
+                for row, f in enumerate(batch_feats):
+                    for pos, (s, w) in zip(f.positions, f.words):
+                        label_ids[s][w] = arg[row][pos]
+                        scores[s][w] = conf[row][pos]
         labels = self.schema.labels
         tags = [repair_iob2([labels[i] for i in row]) for row in label_ids]
         return Prediction(tags, scores)
