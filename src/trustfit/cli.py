@@ -44,6 +44,7 @@ def train(
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
     pack: Optional[bool] = typer.Option(None, "--pack/--no-pack",
                                         help="NER: pack consecutive sentences of a document into one input"),
+    pack_tokens: Optional[int] = typer.Option(None, "--pack-tokens", help="NER: target sub-tokens per packed input"),
     scheme: Optional[str] = typer.Option(None, "--scheme", help="iob1, iob2, bioes or bilou"),
     token_column: Optional[int] = typer.Option(None, "--token-column"),
     tag_column: Optional[int] = typer.Option(None, "--tag-column"),
@@ -74,7 +75,7 @@ def train(
         cfg = build_config(config, dict(
             task=task.value if task else None, train=train, dev=dev, out=out, model=model, epochs=epochs, max_steps=max_steps,
             batch_size=batch_size, lr=lr, seed=seed, precision=precision, context_tokens=context_tokens,
-            max_length=max_length, pack=pack, scheme=scheme, token_column=token_column, tag_column=tag_column,
+            max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,
             label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate))

@@ -42,7 +42,8 @@ class TrainConfig(BaseModel):
     max_length: Optional[int] = Field(None, ge=8)
     stride: int = Field(32, ge=0)
     pack: bool = Field(True, description="pack consecutive sentences of a document into one input")
-    pack_tokens: int = Field(192, ge=8, description="target sub-tokens per packed input")
+    pack_tokens: int = Field(64, ge=8, description="target sub-tokens per packed input (64 + 2 x 32 of margin keeps "
+                             "inputs within the 128 positions all-MiniLM-L6-v2 was tuned on)")
     pool_batches: int = Field(16, ge=1, description="length-bucketing pool, in batches; 1 = nearly random batches")
     # data
     scheme: Literal["iob1", "iob2", "bioes", "bilou"] = "iob2"

@@ -49,7 +49,7 @@ def word_pieces(tokenizer, sentences: Sequence[Sequence[str]], max_word_pieces: 
 
 def encode_corpus(corpus: Corpus, tokenizer, schema: LabelSchema | None, max_length: int,
                   context_tokens: int = 0, stride: int = 32, max_word_pieces: int = 16, pack: bool = False,
-                  pack_tokens: int = 192) -> list[Feature]:
+                  pack_tokens: int = 64) -> list[Feature]:
     """Features covering every word of `corpus` exactly once as a target."""
     pieces = word_pieces(tokenizer, [s.tokens for s in corpus.sentences], max_word_pieces)
     if schema is not None and corpus.is_labelled:

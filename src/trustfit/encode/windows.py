@@ -103,7 +103,7 @@ def build_features(
     context_tokens: int = 0,
     stride: int = 32,
     pack: bool = False,
-    pack_tokens: int = 192,
+    pack_tokens: int = 64,
 ) -> list[Feature]:
     """Features for every word of every sentence; each word is a target exactly once.
 

@@ -55,7 +55,7 @@ class NerPredictor:
 
     def __init__(self, model, tokenizer, schema: LabelSchema, context_tokens: int = 0, max_length: int | None = None,
                  batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto",
-                 stride: int = 32, pack: bool = False, pack_tokens: int = 192, max_batch_tokens: int = 4096) -> None:
+                 stride: int = 32, pack: bool = False, pack_tokens: int = 64, max_batch_tokens: int = 4096) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.schema = schema
