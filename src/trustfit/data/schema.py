@@ -4,7 +4,7 @@ document, and the LabelSchema learned from training data and stored with the mod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from trustfit.errors import DataError, join_problems
 
@@ -113,10 +113,6 @@ class LabelSchema:
     def id2label(self) -> dict[int, str]:
         return dict(enumerate(self.labels))
 
-    @property
-    def types(self) -> list[str]:
-        return sorted({l.split("-", 1)[1] for l in self.labels if l != "O"})
-
     def check_corpus(self, corpus: Corpus, unknown_to_o: bool = False) -> Corpus:
         """Every tag of `corpus` must be known; with `unknown_to_o` unknown tags become 'O'."""
         known = set(self.labels)
@@ -143,7 +139,3 @@ class LabelSchema:
             )
         return corpus
 
-
-def words_and_tags(sentences: Sequence[Sentence]) -> tuple[list[list[str]], list[list[str]]]:
-    """Split sentences into parallel word and tag lists (unlabelled tags become [])."""
-    return [s.tokens for s in sentences], [s.tags or [] for s in sentences]
