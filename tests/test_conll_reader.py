@@ -145,3 +145,10 @@ def test_round_trip(tmp_path_factory, docs):
     assert [x.tokens for x in c] == [[w for w, _ in s] for s in flat]
     assert [x.tags for x in c] == [[t for _, t in s] for s in flat]
     assert len(c.documents()) == len(docs)
+
+
+def test_delimiter_names():
+    from trustfit.data.conll import resolve_delimiter
+
+    assert resolve_delimiter("tab") == "\t" and resolve_delimiter("\\t") == "\t"
+    assert resolve_delimiter("space") == " " and resolve_delimiter(None) is None and resolve_delimiter(";") == ";"

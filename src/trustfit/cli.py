@@ -103,9 +103,7 @@ def _render(task: str, metrics: dict) -> None:
 
 
 def _model_task(model: str) -> str:
-    from trustfit.models.backbone import read_meta, resolve_model_source
-
-    return read_meta(resolve_model_source(model)).get("task", "ner")
+    return _meta(model).get("task", "ner")
 
 
 @app.command()
@@ -146,12 +144,12 @@ def evaluate(
                                       pair_column=pair_column or meta.get("pair_column"), encoding=encoding)
             check_labels(corpus, predictor.labels)
         else:
-            from trustfit.data.conll import read_conll
+            from trustfit.data.conll import read_conll, resolve_delimiter
             from trustfit.predict.ner import NerPredictor
 
             predictor = NerPredictor.from_dir(model, batch_size=batch_size)
             corpus = read_conll(data, token_column=token_column, tag_column=tag_column, scheme=scheme,
-                                encoding=encoding or "utf-8", delimiter="\t" if delimiter == "tab" else delimiter)
+                                encoding=encoding or "utf-8", delimiter=resolve_delimiter(delimiter))
             predictor.schema.check_corpus(corpus, unknown_to_o=unknown_tags == "o")
     except TrustfitError as e:
         _fail(e)
@@ -215,6 +213,18 @@ def _read_lines(input: str, encoding: str) -> list[str]:
         raise TrustfitError(f"{input}: not {encoding} text ({e.reason} at byte {e.start}); pass --encoding") from None
 
 
+def _text_lines_corpus(input: str, encoding: str, what: str):
+    """One classification input per line; an empty line is an error naming its number."""
+    from trustfit.data.text import TextCorpus, TextExample
+
+    lines = _read_lines(input, encoding)
+    empty = [i for i, l in enumerate(lines, 1) if not l.strip()]
+    if empty:
+        raise TrustfitError(f"{input}: lines {', '.join(map(str, empty[:10]))} are empty; "
+                            f"give one non-empty {what} per line")
+    return TextCorpus([TextExample(l.strip(), None, None, i, input) for i, l in enumerate(lines, 1)], input)
+
+
 @app.command()
 def predict(
     model: str = typer.Option(..., "--model", help="trained model folder"),
@@ -235,19 +245,14 @@ def predict(
     try:
         task = _model_task(model)
         if task == "classify":
-            from trustfit.data.text import TextCorpus, TextExample, read_text_corpus
+            from trustfit.data.text import read_text_corpus
             from trustfit.predict.classify import ClassifierPredictor
 
             predictor = ClassifierPredictor.from_dir(model, batch_size=batch_size)
             if top_k < 1:
                 raise TrustfitError(f"--top-k must be at least 1, got {top_k}")
             if format == "text":
-                lines = _read_lines(input, encoding)
-                empty = [i for i, l in enumerate(lines, 1) if not l.strip()]
-                if empty:
-                    raise TrustfitError(f"{input}: lines {', '.join(map(str, empty[:10]))} are empty; "
-                                        "give one non-empty text per line")
-                corpus = TextCorpus([TextExample(l, None, None, i, input) for i, l in enumerate(lines, 1)], input)
+                corpus = _text_lines_corpus(input, encoding, "text")
             else:
                 if input == "-":
                     raise TrustfitError(f"--format {format} reads a file; give its path instead of -")
@@ -389,20 +394,15 @@ def route_cmd(
 ) -> None:
     """Customer-service router: answer with the intent's reply when confident, else hand off."""
     from trustfit.apps.router import check_threshold, load_answers, route
-    from trustfit.data.text import TextCorpus, TextExample
     from trustfit.predict.classify import ClassifierPredictor
 
     try:
         check_threshold(threshold)
         predictor = ClassifierPredictor.from_dir(model)
         table = load_answers(answers, predictor.labels) if answers else None
-        lines = _read_lines(input, encoding)
-        empty = [i for i, l in enumerate(lines, 1) if not l.strip()]
-        if empty:
-            raise TrustfitError(f"{input}: lines {', '.join(map(str, empty[:10]))} are empty; one query per line")
+        corpus = _text_lines_corpus(input, encoding, "query")
     except TrustfitError as e:
         _fail(e)
-    corpus = TextCorpus([TextExample(l.strip(), None, None, i, input) for i, l in enumerate(lines, 1)], input)
     pred = predictor.predict(corpus)
     sink = output.open("w", encoding="utf-8") if output else sys.stdout
     try:

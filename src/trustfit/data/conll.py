@@ -16,6 +16,12 @@ DOCSTART = "-DOCSTART-"
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
 
 
+def resolve_delimiter(name: str | None) -> str | None:
+    """A --delimiter value as a separator: 'tab' or '\\t' -> TAB, 'space' -> ' ', None -> any
+    whitespace, anything else as given."""
+    return {"tab": "\t", "\\t": "\t", "space": " "}.get(name or "", name)
+
+
 def _decode(path: Path, encoding: str) -> str:
     data = path.read_bytes()
     try:

@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from trustfit.config import TrainConfig
-from trustfit.data.conll import read_conll
+from trustfit.data.conll import read_conll, resolve_delimiter
 from trustfit.data.schema import Corpus, LabelSchema
 from trustfit.encode.batching import collate
 
 
 def read_ner_corpus(path: str, cfg: TrainConfig, labelled: bool = True) -> Corpus:
     """Read a CoNLL file with the column/scheme/encoding options of `cfg`."""
-    delim = {"tab": "\t", "\\t": "\t", "space": " "}.get(cfg.delimiter or "", cfg.delimiter)
     return read_conll(path, token_column=cfg.token_column, tag_column=cfg.tag_column if labelled else None,
-                      scheme=cfg.scheme, encoding=cfg.encoding or "utf-8", delimiter=delim)
+                      scheme=cfg.scheme, encoding=cfg.encoding or "utf-8", delimiter=resolve_delimiter(cfg.delimiter))
 
 
 class NerTask:
