@@ -1,0 +1,21 @@
+"""Command line: one module per command group (`trustfit COMMAND --help` for each).
+
+train.py: train, evaluate; predict.py: predict, split; apps.py: monitor, route;
+explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind)."""
+
+from __future__ import annotations
+
+# importing a module registers its commands, in the order `trustfit --help` lists them
+from trustfit.cli import train  # noqa: F401,I001
+from trustfit.cli import predict  # noqa: F401
+from trustfit.cli import explain  # noqa: F401
+from trustfit.cli import audit  # noqa: F401
+from trustfit.cli import apps  # noqa: F401
+from trustfit.cli.common import app
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,48 @@
+"""`trustfit audit KIND`: one subcommand per audit; each writes result.json, report.md and plots
+into --out (default MODEL/audits/KIND/), the files the model card reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from trustfit.cli.common import app, fail
+from trustfit.errors import TrustfitError
+
+audit_app = typer.Typer(no_args_is_help=True, help="Audit a trained model (explain; more kinds come as packages).")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("explain")
+def audit_explain(
+    model: str = typer.Option(..., "--model", help="trained model folder"),
+    data: str = typer.Option(..., "--data", help="CoNLL file (NER) or CSV/TSV/JSONL/FPB file (classify)"),
+    n: int = typer.Option(200, "--n", help="predictions to explain (entities for NER, texts to classify)"),
+    methods: str = typer.Option("ig,gxi,shap,lime,random", "--methods", help="comma-separated methods"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: MODEL/audits/explain)"),
+    seed: int = typer.Option(0, "--seed"),
+    samples: Optional[int] = typer.Option(None, "--samples", help="budget of ig / shap / lime (their defaults)"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
+    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Score each explanation method's faithfulness, stability and cost on N predictions."""
+    from trustfit.auditing import default_audit_dir
+    from trustfit.explain.audit import report_markdown, run_explain_audit
+
+    try:
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        if not names:
+            raise TrustfitError("--methods is empty; name one or more of ig, gxi, shap, lime, random")
+        if not Path(data).exists():
+            raise TrustfitError(f"{data}: no such file")
+        dest = out or default_audit_dir(model, "explain")
+        result = run_explain_audit(model, data, dest, names, n=n, seed=seed, samples=samples,
+                                   text_column=text_column, format=format, quiet=quiet)
+    except TrustfitError as e:
+        fail(e)
+    if not quiet:
+        typer.echo(report_markdown(result))
+    typer.echo(f"explain audit written to {dest}", err=True)

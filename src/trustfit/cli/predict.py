@@ -1,0 +1,112 @@
+"""`trustfit predict` and `trustfit split`: inference on files or stdin, and deduplicated data splits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from trustfit.errors import TrustfitError
+from trustfit.cli.common import fail, model_task, read_lines, text_lines_corpus, app
+
+
+@app.command()
+def predict(
+    model: str = typer.Option(..., "--model", help="trained model folder"),
+    input: str = typer.Argument("-", help="input file, or - for stdin"),
+    format: str = typer.Option("text", "--format",
+                               help="text (one input a line), conll (NER), or csv/tsv/jsonl (classify)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL output (default: stdout)"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    token_column: int = typer.Option(0, "--token-column"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify: column with the text"),
+    top_k: int = typer.Option(3, "--top-k", help="classify: how many labels to list"),
+    encoding: str = typer.Option("utf-8", "--encoding"),
+) -> None:
+    """Predict with a trained model: one JSON line per input line/sentence (entities for NER;
+    label, probability and top-k labels for classification)."""
+    from trustfit.data.conll import read_conll
+
+    try:
+        task = model_task(model)
+        if task == "classify":
+            from trustfit.data.text import read_text_corpus
+            from trustfit.predict.classify import ClassifierPredictor
+
+            predictor = ClassifierPredictor.from_dir(model, batch_size=batch_size)
+            if top_k < 1:
+                raise TrustfitError(f"--top-k must be at least 1, got {top_k}")
+            if format == "text":
+                corpus = text_lines_corpus(input, encoding, "text")
+            else:
+                if input == "-":
+                    raise TrustfitError(f"--format {format} reads a file; give its path instead of -")
+                corpus = read_text_corpus(input, format=format, text_column=text_column or "text",
+                                          label_column=None, encoding=encoding)
+        else:
+            from trustfit.predict.ner import NerPredictor, corpus_from_lines
+
+            predictor = NerPredictor.from_dir(model, batch_size=batch_size)
+            if format == "conll":
+                if input == "-":
+                    raise TrustfitError("--format conll reads a file; give its path instead of -")
+                corpus = read_conll(input, token_column=token_column, tag_column=None, encoding=encoding)
+            elif format == "text":
+                corpus = corpus_from_lines(read_lines(input, encoding), source=input)
+            else:
+                raise TrustfitError(f"unknown --format {format!r} for an NER model: use text or conll")
+    except TrustfitError as e:
+        fail(e)
+    pred = predictor.predict(corpus)
+    sink = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        if task == "classify":
+            for i, e in enumerate(corpus):
+                top = pred.top_k(i, top_k)
+                rec = {"line": e.line, "text": e.text, "label": top[0][0], "score": round(top[0][1], 4),
+                       "top_k": [{"label": l, "score": round(p, 4)} for l, p in top]}
+                sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        else:
+            from trustfit.predict.ner import entities_json
+
+            for s, tags, scores in zip(corpus.sentences, pred.tags, pred.scores):
+                rec = {"line": s.line, "tokens": s.tokens, "tags": tags, "entities": entities_json(s, tags, scores)}
+                if s.text is not None:
+                    rec = {"text": s.text, **rec}
+                sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            sink.close()
+
+
+@app.command()
+def split(
+    input: str = typer.Option(..., "--input", help="labelled classification file"),
+    out: Path = typer.Option(..., "--out", help="folder for train/dev/test.jsonl and split_report.json"),
+    format: str = typer.Option("auto", "--format", help="auto, csv, tsv, jsonl or fpb"),
+    text_column: str = typer.Option("text", "--text-column"),
+    label_column: str = typer.Option("label", "--label-column"),
+    pair_column: Optional[str] = typer.Option(None, "--pair-column"),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    dev: float = typer.Option(0.1, "--dev", help="dev fraction"),
+    test: float = typer.Option(0.1, "--test", help="test fraction"),
+    seed: int = typer.Option(42, "--seed"),
+) -> None:
+    """Deduplicate (dropping texts with conflicting labels), then write stratified, seeded splits."""
+    from trustfit.data.split import split_corpus, write_splits
+    from trustfit.data.text import read_text_corpus
+
+    try:
+        corpus = read_text_corpus(input, format=format, text_column=text_column, label_column=label_column,
+                                  pair_column=pair_column, encoding=encoding)
+        parts, report = split_corpus(corpus, dev=dev, test=test, seed=seed)
+    except TrustfitError as e:
+        fail(e)
+    paths = write_splits(parts, out)
+    (out / "split_report.json").write_text(json.dumps({**report.to_json(), "files": paths}, indent=2))
+    typer.echo(f"{report.rows_in} rows: dropped {report.duplicate_rows_dropped} duplicate rows and "
+               f"{report.conflict_rows_dropped} rows of {report.conflicting_texts} texts with conflicting labels; "
+               + ", ".join(f"{k} {v}" for k, v in report.sizes.items()))

@@ -1,0 +1,178 @@
+"""`trustfit train` and `trustfit evaluate`: fine-tune, then score on a labelled file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from trustfit.errors import TrustfitError
+from trustfit.cli.common import Task, fail, model_meta, model_task, app
+
+
+@app.command()
+def train(
+    train: Optional[str] = typer.Option(None, "--train", help="training file (CoNLL columns)"),
+    dev: Optional[str] = typer.Option(None, "--dev", help="dev file for evaluation, early stopping and best model"),
+    out: Optional[str] = typer.Option(None, "--out", help="output folder (HF model + reports + checkpoints)"),
+    task: Optional[Task] = typer.Option(None, "--task", help="ner (default) or classify"),
+    model: Optional[str] = typer.Option(None, "--model", help="HF folder or hub id (default: packaged all-MiniLM-L6-v2)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML file with any of these options"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
+    context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="document context per side (0 = off)"),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
+    pack: Optional[bool] = typer.Option(None, "--pack/--no-pack",
+                                        help="NER: pack consecutive sentences of a document into one input"),
+    pack_tokens: Optional[int] = typer.Option(None, "--pack-tokens", help="NER: target sub-tokens per packed input"),
+    scheme: Optional[str] = typer.Option(None, "--scheme", help="iob1, iob2, bioes or bilou"),
+    token_column: Optional[int] = typer.Option(None, "--token-column"),
+    tag_column: Optional[int] = typer.Option(None, "--tag-column"),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="column separator: tab (default: whitespace)"),
+    unknown_tags: Optional[str] = typer.Option(None, "--unknown-tags", help="error (default) or o"),
+    format: Optional[str] = typer.Option(None, "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify: text column (text)"),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="classify: label column (label)"),
+    pair_column: Optional[str] = typer.Option(None, "--pair-column", help="classify: second text column"),
+    class_weights: Optional[bool] = typer.Option(None, "--class-weights/--no-class-weights",
+                                                 help="classify: inverse-frequency class weights in the loss"),
+    calibrate: Optional[bool] = typer.Option(None, "--calibrate/--no-calibrate",
+                                             help="classify: fit temperature scaling on dev"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="steps between evaluations (default: epoch)"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    patience: Optional[int] = typer.Option(None, "--patience", help="early stopping patience (evaluations)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace whatever --out holds"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or tables"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the training summary here"),
+) -> None:
+    """Fine-tune a pretrained encoder; the best dev model is saved in --out in HF format."""
+    from trustfit.config import build_config
+    from trustfit.train.run import train as run_training
+
+    try:
+        cfg = build_config(config, dict(
+            task=task.value if task else None, train=train, dev=dev, out=out, model=model, epochs=epochs, max_steps=max_steps,
+            batch_size=batch_size, lr=lr, seed=seed, precision=precision, context_tokens=context_tokens,
+            max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
+            encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
+            checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,
+            label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate))
+        summary = run_training(cfg, resume=resume, overwrite=overwrite, quiet=quiet)
+    except TrustfitError as e:
+        fail(e)
+    if json_out:
+        json_out.write_text(json.dumps(summary, indent=2))
+    if not quiet and "dev" in summary:
+        _render(summary["task"], summary["dev"])
+    typer.echo(f"model saved to {summary['out']} ({summary['steps']} steps, "
+               f"{summary['words_per_second']:.0f} words/s)", err=True)
+
+
+def _render(task: str, metrics: dict) -> None:
+    if task == "classify":
+        from trustfit.evaluate.classify import ClassifyMetrics, render_classify
+
+        fields = ClassifyMetrics.__dataclass_fields__
+        render_classify(ClassifyMetrics(**{k: v for k, v in metrics.items() if k in fields}))
+    else:
+        from trustfit.evaluate.ner import NerMetrics, render_metrics
+
+        render_metrics(NerMetrics(**metrics))
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option(..., "--model", help="trained model folder"),
+    data: str = typer.Option(..., "--data", help="labelled file (CoNLL for NER; CSV/TSV/JSONL/FPB to classify)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write metrics JSON here"),
+    predictions: Optional[Path] = typer.Option(None, "--predictions",
+                                               help="NER: `token gold pred` lines; classify: JSONL per row"),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="classify: folder for confusion/reliability PNGs"),
+    scheme: str = typer.Option("iob2", "--scheme"),
+    token_column: int = typer.Option(0, "--token-column"),
+    tag_column: int = typer.Option(-1, "--tag-column"),
+    encoding: Optional[str] = typer.Option(None, "--encoding"),
+    delimiter: Optional[str] = typer.Option(None, "--delimiter"),
+    unknown_tags: str = typer.Option("error", "--unknown-tags", help="error (default) or o"),
+    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="classify (default: as trained)"),
+    pair_column: Optional[str] = typer.Option(None, "--pair-column", help="classify (default: as trained)"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Score a trained model on a labelled file: entity- and token-level reports (NER), or
+    accuracy, macro-F1, per class, confusion matrix and calibration (classification)."""
+    try:
+        task = model_task(model)
+        if task == "classify":
+            from trustfit.evaluate.classify import classify_metrics, plot_confusion, plot_reliability
+            from trustfit.predict.classify import ClassifierPredictor
+            from trustfit.tasks.classify import check_labels
+            from trustfit.data.text import read_text_corpus
+
+            predictor = ClassifierPredictor.from_dir(model, batch_size=batch_size)
+            meta = model_meta(model)
+            corpus = read_text_corpus(data, format=format, text_column=text_column or meta.get("text_column", "text"),
+                                      label_column=label_column or meta.get("label_column", "label"),
+                                      pair_column=pair_column or meta.get("pair_column"), encoding=encoding)
+            check_labels(corpus, predictor.labels)
+        else:
+            from trustfit.data.conll import read_conll, resolve_delimiter
+            from trustfit.predict.ner import NerPredictor
+
+            predictor = NerPredictor.from_dir(model, batch_size=batch_size)
+            corpus = read_conll(data, token_column=token_column, tag_column=tag_column, scheme=scheme,
+                                encoding=encoding or "utf-8", delimiter=resolve_delimiter(delimiter))
+            predictor.schema.check_corpus(corpus, unknown_to_o=unknown_tags == "o")
+    except TrustfitError as e:
+        fail(e)
+    if task == "classify":
+        pred = predictor.predict(corpus)
+        l2i = {l: i for i, l in enumerate(predictor.labels)}
+        from trustfit.apps.router import coverage_curve, plot_coverage
+
+        gold = [l2i[e.label] for e in corpus]
+        metrics = classify_metrics(gold, pred.logits, predictor.labels, predictor.temperature)
+        # the router's view: how many queries can be answered automatically at a given precision
+        metrics.extra["coverage"] = coverage_curve(pred.probs, gold)
+        if plots:
+            plots.mkdir(parents=True, exist_ok=True)
+            plot_confusion(metrics, plots / "confusion_matrix.png")
+            plot_reliability(metrics, plots / "reliability.png")
+            plot_coverage(metrics.extra["coverage"], plots / "coverage_accuracy.png")
+        if predictions:
+            with predictions.open("w", encoding="utf-8") as f:
+                for i, e in enumerate(corpus):
+                    lab, p = pred.top_k(i, 1)[0]
+                    f.write(json.dumps({"line": e.line, "gold": e.label, "label": lab, "score": round(p, 4)},
+                                       ensure_ascii=False) + "\n")
+        at = metrics.extra["coverage"]["at_precision"]
+        headline = (f"accuracy {100 * metrics.accuracy:.2f}, macro-F1 {100 * metrics.macro_f1:.2f}, "
+                    f"answered at 95 % precision {100 * at['95']['coverage']:.1f} %, "
+                    f"at 99 % {100 * at['99']['coverage']:.1f} %")
+    else:
+        from trustfit.evaluate.ner import ner_metrics, write_conll_predictions
+
+        pred = predictor.predict(corpus)
+        metrics = ner_metrics([s.tags for s in corpus], pred.tags, predictor.schema.labels)
+        if predictions:
+            write_conll_predictions(predictions, corpus.sentences, pred.tags)
+        headline = f"entity F1 {100 * metrics.f1:.2f}"
+    if json_out:
+        json_out.write_text(json.dumps(metrics.to_json(), indent=2))
+    if quiet:
+        typer.echo(headline)
+    else:
+        _render(task, metrics.to_json())
+        if task == "classify":
+            typer.echo(headline)
