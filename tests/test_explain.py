@@ -218,22 +218,44 @@ def test_ig_completeness_gap_shrinks_with_steps(clf_view):
     assert gaps[2] < gaps[1] < gaps[0] and gaps[2] < gaps[0] / 20, gaps
 
 
-def test_gxi_matches_plain_autograd(clf_view):
+@pytest.mark.parametrize("baseline", ["none", "pad"])
+def test_gxi_matches_plain_autograd(clf_view, baseline):
     """Independent reference: the gradient of the class probability w.r.t. the word embeddings,
-    times the embeddings, summed per word."""
+    times (embeddings - baseline embeddings), summed per word."""
     import torch
 
     t = Text.from_string("people read the superb results today")
     target = clf_view.targets(t)[0]
-    a = make_explainer("gxi", clf_view).explain(t, target)
+    a = make_explainer("gxi", clf_view, baseline=baseline).explain(t, target)
     b = clf_view.gradient_batch(t, target)
-    emb = clf_view.model.get_input_embeddings()(b["input_ids"]).detach().requires_grad_(True)
+    layer = clf_view.model.get_input_embeddings()
+    emb = layer(b["input_ids"]).detach().requires_grad_(True)
+    base_ids = b["input_ids"].clone()
+    base_ids[0, 1:-1] = clf_view.tokenizer.pad_token_id  # [CLS] and [SEP] kept
+    base = layer(base_ids).detach() if baseline == "pad" else torch.zeros_like(emb)
     logits = clf_view.model(inputs_embeds=emb, attention_mask=b["attention_mask"]).logits
     p = (logits / clf_view.temperature).softmax(-1)[0, target.class_index]
     p.backward()
-    tok = (emb.grad * emb).sum(-1)[0]
+    tok = (emb.grad * (emb - base)).sum(-1)[0]
     ref = [float(tok[b["word_index"][0] == w].sum()) for w in range(len(t))]
     assert a.scores == pytest.approx(ref, rel=1e-4, abs=1e-7)
+
+
+def test_ig_equals_captum_layer_integrated_gradients(ner_view):
+    """Independent reference: Captum's LayerIntegratedGradients on the word-embedding layer."""
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    t = Text.from_string("EU rejects German call to boycott British lamb .")
+    target = ner_view.gold_target(t, 2, 3, "MISC")
+    a = make_explainer("ig", ner_view, samples=10).explain(t, target)
+    b = ner_view.gradient_batch(t, target)
+    lig = LayerIntegratedGradients(ner_view.forward_value, ner_view.model.get_input_embeddings())
+    with torch.enable_grad():
+        attr = lig.attribute(b["input_ids"], baselines=ner_view.baseline_ids(b, "pad"), n_steps=10,
+                             additional_forward_args=(b["attention_mask"], b["tmask"], b["tlab"]))
+    ref = ner_view.word_scores(attr.sum(-1).detach(), b["word_index"], len(t))
+    assert a.scores == pytest.approx(ref, rel=1e-3, abs=1e-6)
 
 
 def test_lime_same_seed_repeats_other_seed_differs(clf_view):

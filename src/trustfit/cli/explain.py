@@ -51,10 +51,10 @@ def explain(
     entity: Optional[int] = typer.Option(None, "--entity", help="NER: explain only entity N (0 = first found)"),
     target: Optional[str] = typer.Option(None, "--target", help="classify: explain this class (default: predicted)"),
     samples: Optional[int] = typer.Option(None, "--samples",
-                                          help="budget: ig steps (20), shap evaluations / lime samples "
+                                          help="budget: ig steps (12), shap evaluations / lime samples "
                                                "(max(500, 2 x words))"),
     seed: int = typer.Option(0, "--seed", help="seed of the stochastic methods (lime, random)"),
-    baseline: str = typer.Option("pad", "--baseline", help="ig: pad or mask"),
+    baseline: str = typer.Option("pad", "--baseline", help="ig and gxi: pad or mask (gxi also none)"),
     html: Optional[Path] = typer.Option(None, "--html", help="write a self-contained HTML page here"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the attributions as JSON lines here"),
     png: Optional[Path] = typer.Option(None, "--png", help="bar chart PNG (NAME-2.png ... for more than one)"),
@@ -77,7 +77,7 @@ def explain(
             raise TrustfitError(f"{where}: " + ("the text is empty" if text is not None else
                                 f"lines {', '.join(map(str, empty[:10]))} are empty") + "; give text to explain")
         view = load_explainable(model)
-        settings = {"baseline": baseline} if method == "ig" else {}
+        settings = {"baseline": baseline} if method in ("ig", "gxi") else {}
         explainer = make_explainer(method, view, samples=samples, seed=seed, **settings)
         attributions = []
         for line in lines:

@@ -100,10 +100,13 @@ class ExplainableModel:
                 tlab[i, pos] = lab
         return {"input_ids": ids, "attention_mask": mask, "tmask": tmask, "tlab": tlab, "word_index": words}
 
-    def forward_value(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, tmask: torch.Tensor,
-                      tlab: torch.Tensor) -> torch.Tensor:
-        """Explained value of each row (differentiable; one forward pass of the encoder)."""
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward_value(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, tmask: torch.Tensor,
+                      tlab: torch.Tensor, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Explained value of each row (differentiable; one forward pass of the encoder), from
+        sub-token ids or from word-embedding outputs (`inputs_embeds`: positions and token types
+        are still added by the model)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
         return self._values(logits.float(), tmask, tlab)
 
     def score(self, text: Text, target: Target, keep: np.ndarray) -> np.ndarray:
