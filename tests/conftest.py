@@ -3,7 +3,9 @@ the packaged model's real WordPiece vocabulary, and small CoNLL slices."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -81,3 +83,73 @@ def conll_slices(tmp_path_factory, data_dir) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("slices")
     return (slice_file(data_dir / "conll2003/train.txt", d / "train.txt", 200),
             slice_file(data_dir / "conll2003/valid.txt", d / "valid.txt", 60))
+
+
+def _cli_ok(args):
+    from typer.testing import CliRunner
+
+    from trustfit.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    return r
+
+
+POSITIVE = ["excellent", "great", "wonderful", "superb"]
+NEGATIVE = ["terrible", "awful", "horrible", "dreadful"]
+FILLER = ("the report on our quarterly results was published by the company today and many people read "
+          "it while the market stayed calm after lunch in the city").split()
+
+
+def synthetic_sentence(rng: random.Random, label: str) -> str:
+    words = rng.sample(FILLER, rng.randint(6, 10))
+    words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "positive" else NEGATIVE))
+    return " ".join(words)
+
+
+@pytest.fixture(scope="session")
+def keyword_classifier(tmp_path_factory, tiny_model_dir):
+    """A tiny classifier whose label is decided by one sentiment word: explanations of it have a
+    known right answer."""
+    d = tmp_path_factory.mktemp("kw")
+    rng = random.Random(0)
+    for name, n in (("train", 600), ("dev", 60)):
+        rows = [{"text": synthetic_sentence(rng, lab), "label": lab}
+                for lab in ("positive", "negative") for _ in range(n // 2)]
+        rng.shuffle(rows)
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = d / "model"
+    _cli_ok(["train", "--task", "classify", "--model", tiny_model_dir, "--train", d / "train.jsonl", "--dev",
+        d / "dev.jsonl", "--out", out, "--epochs", "4", "--batch-size", "16", "--lr", "3e-3", "--quiet",
+        "--precision", "fp32"])
+    dev = json.loads((out / "dev_metrics.json").read_text())
+    assert dev["accuracy"] > 0.9, dev["accuracy"]  # the rule was learnt: explanations have a right answer
+    return out
+
+
+FIRST = ["Maria", "John", "Ahmed", "Chen", "Olga", "Pierre", "Amara", "Lucas"]
+LAST = ["Lopez", "Smith", "Haddad", "Wei", "Ivanova", "Dubois", "Okafor", "Silva"]
+CITIES = ["Paris", "Lagos", "Berlin", "Lima", "Osaka", "Cairo"]
+
+
+def synthetic_ner_sentence(rng: random.Random) -> list[tuple[str, str]]:
+    """Filler words with a two-word person and a city: entities a tiny model learns fast."""
+    words = [(w, "O") for w in rng.sample(FILLER, rng.randint(4, 8))]
+    person = [(rng.choice(FIRST), "B-PER"), (rng.choice(LAST), "I-PER")]
+    city = [(rng.choice(CITIES), "B-LOC")]
+    i, j = sorted(rng.sample(range(len(words) + 1), 2))
+    return words[:i] + person + words[i:j] + [("in", "O")] + city + words[j:] + [(".", "O")]
+
+
+@pytest.fixture(scope="session")
+def ner_model(tmp_path_factory, tiny_model_dir):
+    """A tiny NER model trained on synthetic sentences until it finds their people and cities."""
+    d = tmp_path_factory.mktemp("ner")
+    rng = random.Random(0)
+    write_conll(d / "train.txt", [synthetic_ner_sentence(rng) for _ in range(400)])
+    write_conll(d / "dev.txt", [synthetic_ner_sentence(rng) for _ in range(40)])
+    out = d / "model"
+    _cli_ok(["train", "--model", tiny_model_dir, "--train", d / "train.txt", "--dev", d / "dev.txt", "--out", out,
+             "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet", "--precision", "fp32"])
+    assert json.loads((out / "dev_metrics.json").read_text())["token_accuracy"] > 0.95
+    return out

@@ -19,13 +19,9 @@ from trustfit.explain.faithfulness import faithfulness, removal_masks, spearman,
 from trustfit.explain.model import ClassifierExplainable, ExplainableModel, NerExplainable, load_explainable
 from trustfit.explain.render import attribution_html, html_page
 
+from tests.conftest import synthetic_sentence
+
 runner = CliRunner()
-POSITIVE = ["excellent", "great", "wonderful", "superb"]
-NEGATIVE = ["terrible", "awful", "horrible", "dreadful"]
-FILLER = ("the report on our quarterly results was published by the company today and many people read "
-          "it while the market stayed calm after lunch in the city").split()
-
-
 def ok(args):
     r = runner.invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
@@ -38,40 +34,6 @@ def fails(args, *needles):
     for n in needles:
         assert n in r.output, r.output
     return r
-
-
-def synthetic_sentence(rng: random.Random, label: str) -> str:
-    words = rng.sample(FILLER, rng.randint(6, 10))
-    words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "positive" else NEGATIVE))
-    return " ".join(words)
-
-
-@pytest.fixture(scope="module")
-def keyword_classifier(tmp_path_factory, tiny_model_dir):
-    """A tiny classifier whose label is decided by one sentiment word: explanations of it have a
-    known right answer."""
-    d = tmp_path_factory.mktemp("kw")
-    rng = random.Random(0)
-    for name, n in (("train", 600), ("dev", 60)):
-        rows = [{"text": synthetic_sentence(rng, lab), "label": lab}
-                for lab in ("positive", "negative") for _ in range(n // 2)]
-        rng.shuffle(rows)
-        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = d / "model"
-    ok(["train", "--task", "classify", "--model", tiny_model_dir, "--train", d / "train.jsonl", "--dev",
-        d / "dev.jsonl", "--out", out, "--epochs", "4", "--batch-size", "16", "--lr", "3e-3", "--quiet",
-        "--precision", "fp32"])
-    dev = json.loads((out / "dev_metrics.json").read_text())
-    assert dev["accuracy"] > 0.9, dev["accuracy"]  # the rule was learnt: explanations have a right answer
-    return out
-
-
-@pytest.fixture(scope="module")
-def ner_model(tmp_path_factory, tiny_model_dir, conll_slices):
-    out = tmp_path_factory.mktemp("ner") / "model"
-    ok(["train", "--model", tiny_model_dir, "--train", conll_slices[0], "--dev", conll_slices[1], "--out", out,
-        "--epochs", "1", "--quiet", "--precision", "fp32"])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +58,17 @@ def test_classifier_one_score_per_word(clf_view, method):
 
 
 @pytest.mark.parametrize("method", sorted(EXPLAINERS))
+def test_one_word_text(clf_view, method):
+    """Found by Schemathesis: SHAP's partition tree needs two words; one word is its own Shapley value."""
+    t = Text.from_string("1")
+    target = clf_view.targets(t)[0]
+    a = make_explainer(method, clf_view).explain(t, target)
+    assert len(a.scores) == 1 and np.isfinite(a.scores[0])
+    if method == "shap":
+        assert a.scores[0] == pytest.approx(clf_view.value(t, target) - clf_view.score(t, target, [[False]])[0])
+
+
+@pytest.mark.parametrize("method", sorted(EXPLAINERS))
 def test_ner_long_sentence_every_word_scored(ner_view, data_dir, method):
     """A sentence longer than the tiny model's 128 positions is explained through the windows
     that predict it: every word gets a score, the span words included."""
@@ -112,17 +85,18 @@ def test_ner_long_sentence_every_word_scored(ner_view, data_dir, method):
         assert any(s != 0 for s in a.scores[140:152])
 
 
-def test_ner_predicted_targets_are_spans(ner_view, conll_slices):
-    from trustfit.data.conll import read_conll
+def test_ner_predicted_targets_are_spans(ner_view):
+    from tests.conftest import synthetic_ner_sentence
 
-    found = 0
-    for s in read_conll(conll_slices[1]).sentences[:30]:
-        t = Text.from_words(s.tokens)
+    rng = random.Random(7)
+    found = []
+    for _ in range(10):
+        t = Text.from_words([w for w, _ in synthetic_ner_sentence(rng)])
         for tg in ner_view.targets(t):
-            found += 1
+            found.append(tg.label)
             assert 0 <= tg.start < tg.end <= len(t) and len(tg.tag_ids) == tg.end - tg.start
             assert ner_view.labels[tg.tag_ids[0]] == f"B-{tg.label}" and 0 < tg.probability <= 1
-    assert found >= 0
+    assert found.count("PER") >= 8 and found.count("LOC") >= 8, found
 
 
 @settings(max_examples=60, deadline=None)
@@ -247,7 +221,7 @@ def test_ig_equals_captum_layer_integrated_gradients(ner_view):
     from captum.attr import LayerIntegratedGradients
 
     t = Text.from_string("EU rejects German call to boycott British lamb .")
-    target = ner_view.gold_target(t, 2, 3, "MISC")
+    target = ner_view.gold_target(t, 2, 3, "LOC")
     a = make_explainer("ig", ner_view, samples=10).explain(t, target)
     b = ner_view.gradient_batch(t, target)
     lig = LayerIntegratedGradients(ner_view.forward_value, ner_view.model.get_input_embeddings())
@@ -270,7 +244,7 @@ def test_lime_same_seed_repeats_other_seed_differs(clf_view):
 
 def test_masked_score_keeps_word_positions(ner_view):
     t = Text.from_string("EU rejects German call to boycott British lamb .")
-    target = ner_view.gold_target(t, 2, 3, "MISC")
+    target = ner_view.gold_target(t, 2, 3, "LOC")
     full = ner_view.value(t, target)
     keep = np.ones((3, len(t)), dtype=bool)
     keep[1, 0] = False
@@ -351,8 +325,8 @@ def test_explain_cli_errors(keyword_classifier, ner_model):
     fails(["explain", "--model", keyword_classifier, "--text", " ".join(["superb"] * 30), "--method", "shap",
            "--samples", "20"], "cannot give each of 30 words its own score", "at least 62")
     fails(["explain", "--model", keyword_classifier, "--text", "superb", "--entity", "0"], "for a classifier use --target")
-    fails(["explain", "--model", ner_model, "--text", "EU rejects German call", "--entity", "99"],
-          "--entity 99 is past the entities found")
+    fails(["explain", "--model", ner_model, "--text", "the report by Maria Lopez in Paris", "--entity", "99"],
+          "--entity 99 is past the entities found", "0: 'Maria Lopez' PER", "1: 'Paris' LOC")
     fails(["explain", "--model", ner_model, "--text", "EU rejects", "--target", "ORG"], "use --entity N")
     fails(["explain", "--model", keyword_classifier], "give either --text or --input")
 

@@ -1,7 +1,7 @@
 """Command line: one module per command group (`trustfit COMMAND --help` for each).
 
 train.py: train, evaluate; predict.py: predict, split; apps.py: monitor, route;
-explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind)."""
+explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind); serve.py: serve."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from trustfit.cli import train  # noqa: F401,I001
 from trustfit.cli import predict  # noqa: F401
 from trustfit.cli import explain  # noqa: F401
 from trustfit.cli import audit  # noqa: F401
+from trustfit.cli import serve  # noqa: F401
 from trustfit.cli import apps  # noqa: F401
 from trustfit.cli.common import app
 

@@ -13,27 +13,6 @@ from trustfit.cli.common import app, fail, read_lines
 from trustfit.errors import TrustfitError
 
 
-def select_targets(view, text, entity: Optional[int], target: Optional[str]) -> list:
-    """The targets asked for: --entity N (NER, 0-based among the entities found), --target LABEL
-    (classification), else every entity / the predicted class."""
-    from trustfit.explain import ExplainError
-
-    if view.task == "ner":
-        if target is not None:
-            raise ExplainError("--target names a class of a classifier; for an NER model use --entity N")
-        found = view.targets(text)
-        if entity is None:
-            return found
-        if not 0 <= entity < len(found):
-            listing = ", ".join(f"{i}: {' '.join(text.words[t.start:t.end])!r} {t.label}" for i, t in enumerate(found))
-            raise ExplainError(f"--entity {entity} is past the entities found in {text.text!r} "
-                               f"({listing or 'none'})")
-        return [found[entity]]
-    if entity is not None:
-        raise ExplainError("--entity picks an entity of an NER model; for a classifier use --target LABEL")
-    return [view.class_target(text, target)] if target is not None else view.targets(text)
-
-
 def _print(a) -> None:
     t = a.target
     what = f"{' '.join(a.words[t.start:t.end])!r} as {t.label}" if t.task == "ner" else f"class {t.label}"
@@ -63,7 +42,7 @@ def explain(
 ) -> None:
     """Explain predictions word by word: which words made the model predict this class, or this
     entity span, and how strongly (integrated gradients by default)."""
-    from trustfit.explain import ExplainError, Text, check_method, load_explainable, make_explainer
+    from trustfit.explain import Text, check_method, load_explainable, make_explainer, select_targets
     from trustfit.explain.render import attribution_html, attribution_png, html_page
 
     try:

@@ -64,19 +64,16 @@ def predict(
     sink = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         if task == "classify":
+            from trustfit.predict.classify import classify_record
+
             for i, e in enumerate(corpus):
-                top = pred.top_k(i, top_k)
-                rec = {"line": e.line, "text": e.text, "label": top[0][0], "score": round(top[0][1], 4),
-                       "top_k": [{"label": l, "score": round(p, 4)} for l, p in top]}
+                rec = {"line": e.line, **classify_record(e.text, pred, i, top_k)}
                 sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
         else:
-            from trustfit.predict.ner import entities_json
+            from trustfit.predict.ner import ner_record
 
             for s, tags, scores in zip(corpus.sentences, pred.tags, pred.scores):
-                rec = {"line": s.line, "tokens": s.tokens, "tags": tags, "entities": entities_json(s, tags, scores)}
-                if s.text is not None:
-                    rec = {"text": s.text, **rec}
-                sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                sink.write(json.dumps(ner_record(s, tags, scores), ensure_ascii=False) + "\n")
     finally:
         if output:
             sink.close()

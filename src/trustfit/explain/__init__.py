@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from trustfit.explain.base import Attribution, Explainer, Target, Text
-from trustfit.explain.model import ExplainableModel, ExplainError, load_explainable
+from trustfit.explain.model import ExplainableModel, ExplainError, load_explainable, select_targets
 
 # name -> "module:Class"; a new method is one file and one line here
 EXPLAINERS: dict[str, str] = {
@@ -40,4 +40,4 @@ def make_explainer(name: str, model: ExplainableModel, samples: int | None = Non
 
 
 __all__ = ["Attribution", "Explainer", "Target", "Text", "ExplainableModel", "ExplainError", "EXPLAINERS",
-           "check_method", "make_explainer", "load_explainable"]
+           "check_method", "make_explainer", "load_explainable", "select_targets"]

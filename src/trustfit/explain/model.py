@@ -368,3 +368,22 @@ def load_explainable(model_dir: str, **kw) -> ExplainableModel:
     task = read_meta(resolve_model_source(model_dir)).get("task", "ner")
     cls = ClassifierExplainable if task == "classify" else NerExplainable
     return cls.from_dir(model_dir, **kw)
+
+
+def select_targets(view: ExplainableModel, text: Text, entity: int | None, target: str | None) -> list[Target]:
+    """The targets asked for: --entity N (NER, 0-based among the entities found), --target LABEL
+    (classification), else every entity / the predicted class."""
+    if view.task == "ner":
+        if target is not None:
+            raise ExplainError("--target names a class of a classifier; for an NER model use --entity N")
+        found = view.targets(text)
+        if entity is None:
+            return found
+        if not 0 <= entity < len(found):
+            listing = ", ".join(f"{i}: {' '.join(text.words[t.start:t.end])!r} {t.label}" for i, t in enumerate(found))
+            raise ExplainError(f"--entity {entity} is past the entities found in {text.text!r} "
+                               f"({listing or 'none'})")
+        return [found[entity]]
+    if entity is not None:
+        raise ExplainError("--entity picks an entity of an NER model; for a classifier use --target LABEL")
+    return [view.class_target(text, target)] if target is not None else view.targets(text)

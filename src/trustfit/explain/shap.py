@@ -43,6 +43,11 @@ class ShapExplainer:
         t0 = time.perf_counter()
         m = self.model
         before = m.passes
+        settings = dict(self.settings, max_evals=budget)
+        if n == 1:  # one player: its Shapley value is f(x) - f(masked); shap's partition tree needs two
+            full, empty = m.score(text, target, [[True], [False]])
+            return Attribution(text.words, [float(full - empty)], target, self.name, settings, m.passes - before,
+                               time.perf_counter() - t0, text.text, text.offsets, {"base_value": float(empty)})
 
         def word_tokenizer(s, return_offsets_mapping=True, **_):
             # the masker tokenises the canonical string " ".join(words): one token per word
@@ -65,7 +70,6 @@ class ShapExplainer:
         canonical = " ".join(w.replace(" ", "_") for w in text.words)
         sv = explainer([canonical], max_evals=budget, batch_size=self.batch_size, silent=True)
         scores = np.asarray(sv.values[0], dtype=float).tolist()
-        settings = dict(self.settings, max_evals=budget)
         return Attribution(text.words, scores, target, self.name, settings, m.passes - before,
                            time.perf_counter() - t0, text.text, text.offsets,
                            {"base_value": float(np.asarray(sv.base_values).ravel()[0])})

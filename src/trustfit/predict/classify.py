@@ -67,3 +67,10 @@ class ClassifierPredictor:
 
         logits, truncated = self.logits(corpus)
         return ClassifyPrediction(logits, softmax(logits.astype(np.float64), self.temperature), self.labels, truncated)
+
+
+def classify_record(text: str, pred: ClassifyPrediction, i: int, top_k: int) -> dict:
+    """The JSON of one classified text, as `trustfit predict` and the server write it."""
+    top = pred.top_k(i, top_k)
+    return {"text": text, "label": top[0][0], "score": round(top[0][1], 4),
+            "top_k": [{"label": l, "score": round(p, 4)} for l, p in top]}

@@ -118,3 +118,10 @@ def entities_json(sentence: Sentence, tags: Sequence[str], scores: Sequence[floa
             ent["text"] = " ".join(sentence.tokens[sp.start:sp.end])
         out.append(ent)
     return out
+
+
+def ner_record(sentence: Sentence, tags: Sequence[str], scores: Sequence[float]) -> dict:
+    """The JSON of one predicted sentence, as `trustfit predict` and the server write it."""
+    rec = {"line": sentence.line, "tokens": sentence.tokens, "tags": list(tags),
+           "entities": entities_json(sentence, tags, scores)}
+    return {"text": sentence.text, **rec} if sentence.text is not None else rec
