@@ -36,9 +36,12 @@ def attribution_html(a: Attribution) -> str:
     scale = max((abs(s) for s in a.scores), default=0.0)
     t = a.target
     span = range(t.start, t.end) if t.start is not None else range(0)
-    prob = f" {t.probability:.2f}" if t.probability is not None else ""
-    what = (f"entity <q>{html.escape(' '.join(a.words[t.start:t.end]))}</q> as <strong>{html.escape(t.label)}</strong>{prob}"
-            if t.task == "ner" else f"class <strong>{html.escape(t.label)}</strong>{prob}")
+    if t.task == "ner":
+        prob = f" (tags' joint probability {t.probability:.2f})" if t.probability is not None else ""
+        what = f"entity <q>{html.escape(' '.join(a.words[t.start:t.end]))}</q> as <strong>{html.escape(t.label)}</strong>{prob}"
+    else:
+        prob = f" ({t.probability:.2f})" if t.probability is not None else ""
+        what = f"class <strong>{html.escape(t.label)}</strong>{prob}"
     parts = []
     text = a.text if a.text else " ".join(a.words)
     offsets = a.offsets if a.offsets else []
