@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve
 
 setup:
 	bash scripts/setup.sh
@@ -34,3 +34,13 @@ bench: setup
 	$(PY) bench/ner_train.py
 	$(PY) bench/ner_predict.py
 	$(PY) bench/classify.py
+	$(PY) bench/explain.py
+	$(PY) bench/serve_load.py --model bench/results/explain/conll_model
+
+# Explanation methods on 200 FPB and 200 CoNLL-2003 dev predictions (trains the two models first).
+bench-explain: setup
+	$(PY) bench/explain.py
+
+# The HTTP server under load (needs Debian's wrk for the closed-loop client; a model from make demo).
+bench-serve: setup
+	$(PY) bench/serve_load.py --model $(RUN)

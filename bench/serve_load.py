@@ -2,7 +2,8 @@
 requests (CoNLL-2003 valid sentences as plain text) from 32 concurrent connections for a fixed
 time, with micro-batching on (default) and off (--max-batch 1) in the same run, one server after
 the other; then an open-loop 50 requests/s run with batching on (p99 latency); then the
-int8-quantised model against float32 and bf16 on the whole valid file (entity F1 and words/s).
+int8-quantised model and ONNX Runtime against float32 and bf16 on the whole valid file (entity F1
+and words/s).
 
 The closed-loop load comes from `wrk` (Debian package, C): on 2 cores a Python client takes CPU
 from the server it measures (httpx's async client halved the measured throughput). Without wrk
@@ -150,7 +151,8 @@ def batch_stats(url: str) -> dict:
 
 
 def int8_vs_fp32(model: str) -> dict:
-    """Entity F1 and prediction words/s on CoNLL-2003 valid: float32 vs dynamic int8."""
+    """Entity F1 and prediction words/s on CoNLL-2003 valid: float32, bf16 autocast, dynamic int8
+and ONNX Runtime (float32), each through the same predictor."""
     from trustfit.data.conll import read_conll
     from trustfit.evaluate.ner import ner_metrics
     from trustfit.predict.ner import NerPredictor
@@ -158,10 +160,14 @@ def int8_vs_fp32(model: str) -> dict:
 
     corpus = read_conll(DATA / "conll2003/valid.txt")
     out = {}
-    for name in ("fp32", "bf16", "int8"):
+    from trustfit.predict.onnx import to_onnx_runtime
+
+    for name in ("fp32", "bf16", "int8", "onnx"):
         p = NerPredictor.from_dir(model, precision="bf16" if name == "bf16" else "fp32")
         if name == "int8":
             p.model = quantize_int8(p.model)
+        if name == "onnx":
+            p.model = to_onnx_runtime(p.model)
         p.predict(corpus)  # warm-up
         t0 = time.perf_counter()
         pred = p.predict(corpus)

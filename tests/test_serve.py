@@ -151,6 +151,8 @@ def test_settings_refuse_unsafe_or_bad_values(keyword_classifier, tmp_path):
     assert r.exit_code == 2 and "at least 16 characters" in r.output
     r = CliRunner().invoke(cli_app, ["serve", "--model", str(keyword_classifier), "--max-batch", "0", "--quantize", "int4"])
     assert r.exit_code == 2 and "--max-batch must be at least 1" in r.output and "--quantize 'int4'" in r.output
+    r = CliRunner().invoke(cli_app, ["serve", "--model", str(keyword_classifier), "--runtime", "onnx", "--quantize", "int8"])
+    assert r.exit_code == 2 and "do not combine" in r.output
     r = CliRunner().invoke(cli_app, ["serve", "--model", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "no such model folder" in r.output
 
@@ -307,3 +309,19 @@ def test_web_page_in_headless_chromium(live_ner, tmp_path):
         browser.close()
     assert not dialogs and not errors, (dialogs, errors)
     assert (tmp_path / "page.png").stat().st_size > 10000
+
+
+@pytest.mark.parametrize("which", ["ner", "classify"])
+def test_onnx_runtime_server_agrees_with_torch(which, ner_model, keyword_classifier):
+    model = ner_model if which == "ner" else keyword_classifier
+    texts = [NER_TEXT, "an awful report on Chen Wei in Lima", "superb"]
+    with TestClient(create_app(ServeSettings(model=str(model)))) as c:
+        ref = c.post("/v1/predict", json={"texts": texts}).json()["results"]
+    with TestClient(create_app(ServeSettings(model=str(model), runtime="onnx"))) as c:
+        got = c.post("/v1/predict", json={"texts": texts}).json()["results"]
+        assert c.get("/v1/model").json()["runtime"] == "onnx"
+    for a, b in zip(ref, got):
+        if which == "ner":
+            assert a["tags"] == b["tags"]
+        else:
+            assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-3)

@@ -31,6 +31,7 @@ def serve(
     explain_max_samples: int = typer.Option(2000, "--explain-max-samples"),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="allow browser calls from this origin (repeat)"),
     quantize: str = typer.Option("none", "--quantize", help="none or int8 (dynamic quantisation, CPU)"),
+    runtime: str = typer.Option("torch", "--runtime", help="torch or onnx (ONNX Runtime; pip install onnx onnxruntime)"),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Serve predictions and explanations over HTTP (API + web page at /), with micro-batching."""
@@ -46,7 +47,8 @@ def serve(
             workers=workers, answers=answers, threshold=threshold, top_k=top_k, max_texts=max_texts,
             max_chars=max_chars, max_body_bytes=max_body_bytes, max_wait_ms=max_wait_ms, max_batch=max_batch,
             max_queue=max_queue, explain_concurrency=explain_concurrency, explain_max_words=explain_max_words,
-            explain_max_samples=explain_max_samples, cors_origins=list(cors_origin), quantize=quantize).validate()
+            explain_max_samples=explain_max_samples, cors_origins=list(cors_origin), quantize=quantize,
+            runtime=runtime).validate()
         from trustfit.models.backbone import resolve_model_source
 
         resolve_model_source(model)

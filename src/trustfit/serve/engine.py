@@ -46,6 +46,11 @@ class Engine:
         if settings.quantize == "int8":
             self.predictor.model = quantize_int8(self.predictor.model)
             self.predictor.precision = "fp32"  # int8 kernels; bf16 autocast does not apply
+        if settings.runtime == "onnx":
+            from trustfit.predict.onnx import to_onnx_runtime
+
+            self.predictor.model = to_onnx_runtime(self._float_model)
+            self.predictor.precision = "fp32"
         self.answers = None
         if settings.answers:
             if self.task != "classify":
@@ -103,6 +108,7 @@ class Engine:
     def model_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"task": self.task, "labels": self.labels,
                                 "base_model": self.meta.get("base_model"), "quantize": self.settings.quantize,
+                                "runtime": self.settings.runtime,
                                 "router": self.answers is not None}
         for name, key in (("train_summary.json", "training"), ("dev_metrics.json", "dev_metrics"),
                           ("card.json", "card")):
