@@ -33,7 +33,9 @@ def model_meta(model: str) -> dict:
 
 
 def model_task(model: str) -> str:
-    return model_meta(model).get("task", "ner")
+    from trustfit.models.backbone import model_task as task_of
+
+    return task_of(model)
 
 
 def read_lines(input: str, encoding: str) -> list[str]:

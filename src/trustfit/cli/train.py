@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from trustfit.errors import TrustfitError
-from trustfit.cli.common import Task, fail, model_meta, model_task, app
+from trustfit.cli.common import Task, app, fail
 
 
 @app.command()
@@ -53,6 +53,7 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace whatever --out holds"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or tables"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the training summary here"),
+    track: str = typer.Option("none", "--track", help="none, tensorboard (OUT/tensorboard) or mlflow (OUT/mlruns)"),
 ) -> None:
     """Fine-tune a pretrained encoder; the best dev model is saved in --out in HF format."""
     from trustfit.config import build_config
@@ -66,7 +67,15 @@ def train(
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,
             label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate))
-        summary = run_training(cfg, resume=resume, overwrite=overwrite, quiet=quiet)
+        from trustfit.train.tracking import make_tracker
+
+        tracker = make_tracker(track, cfg.out, params=cfg.model_dump())
+        try:
+            summary = run_training(cfg, resume=resume, overwrite=overwrite, quiet=quiet,
+                                   extra_plugins=[tracker] if tracker else None)
+        finally:
+            if tracker:
+                tracker.close()
     except TrustfitError as e:
         fail(e)
     if json_out:
@@ -112,62 +121,15 @@ def evaluate(
 ) -> None:
     """Score a trained model on a labelled file: entity- and token-level reports (NER), or
     accuracy, macro-F1, per class, confusion matrix and calibration (classification)."""
+    from trustfit.evaluate.run import evaluate_file
+
     try:
-        task = model_task(model)
-        if task == "classify":
-            from trustfit.evaluate.classify import classify_metrics, plot_confusion, plot_reliability
-            from trustfit.predict.classify import ClassifierPredictor
-            from trustfit.tasks.classify import check_labels
-            from trustfit.data.text import read_text_corpus
-
-            predictor = ClassifierPredictor.from_dir(model, batch_size=batch_size)
-            meta = model_meta(model)
-            corpus = read_text_corpus(data, format=format, text_column=text_column or meta.get("text_column", "text"),
-                                      label_column=label_column or meta.get("label_column", "label"),
-                                      pair_column=pair_column or meta.get("pair_column"), encoding=encoding)
-            check_labels(corpus, predictor.labels)
-        else:
-            from trustfit.data.conll import read_conll, resolve_delimiter
-            from trustfit.predict.ner import NerPredictor
-
-            predictor = NerPredictor.from_dir(model, batch_size=batch_size)
-            corpus = read_conll(data, token_column=token_column, tag_column=tag_column, scheme=scheme,
-                                encoding=encoding or "utf-8", delimiter=resolve_delimiter(delimiter))
-            predictor.schema.check_corpus(corpus, unknown_to_o=unknown_tags == "o")
+        task, metrics, headline = evaluate_file(
+            model, data, predictions=predictions, plots=plots, scheme=scheme, token_column=token_column,
+            tag_column=tag_column, encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, format=format,
+            text_column=text_column, label_column=label_column, pair_column=pair_column, batch_size=batch_size)
     except TrustfitError as e:
         fail(e)
-    if task == "classify":
-        pred = predictor.predict(corpus)
-        l2i = {l: i for i, l in enumerate(predictor.labels)}
-        from trustfit.apps.router import coverage_curve, plot_coverage
-
-        gold = [l2i[e.label] for e in corpus]
-        metrics = classify_metrics(gold, pred.logits, predictor.labels, predictor.temperature)
-        # the router's view: how many queries can be answered automatically at a given precision
-        metrics.extra["coverage"] = coverage_curve(pred.probs, gold)
-        if plots:
-            plots.mkdir(parents=True, exist_ok=True)
-            plot_confusion(metrics, plots / "confusion_matrix.png")
-            plot_reliability(metrics, plots / "reliability.png")
-            plot_coverage(metrics.extra["coverage"], plots / "coverage_accuracy.png")
-        if predictions:
-            with predictions.open("w", encoding="utf-8") as f:
-                for i, e in enumerate(corpus):
-                    lab, p = pred.top_k(i, 1)[0]
-                    f.write(json.dumps({"line": e.line, "gold": e.label, "label": lab, "score": round(p, 4)},
-                                       ensure_ascii=False) + "\n")
-        at = metrics.extra["coverage"]["at_precision"]
-        headline = (f"accuracy {100 * metrics.accuracy:.2f}, macro-F1 {100 * metrics.macro_f1:.2f}, "
-                    f"answered at 95 % precision {100 * at['95']['coverage']:.1f} %, "
-                    f"at 99 % {100 * at['99']['coverage']:.1f} %")
-    else:
-        from trustfit.evaluate.ner import ner_metrics, write_conll_predictions
-
-        pred = predictor.predict(corpus)
-        metrics = ner_metrics([s.tags for s in corpus], pred.tags, predictor.schema.labels)
-        if predictions:
-            write_conll_predictions(predictions, corpus.sentences, pred.tags)
-        headline = f"entity F1 {100 * metrics.f1:.2f}"
     if json_out:
         json_out.write_text(json.dumps(metrics.to_json(), indent=2))
     if quiet:

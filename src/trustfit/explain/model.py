@@ -363,10 +363,9 @@ class ClassifierExplainable(ExplainableModel):
 
 def load_explainable(model_dir: str, **kw) -> ExplainableModel:
     """The right view of a trained folder, by the task recorded in its trustfit.json."""
-    from trustfit.models.backbone import read_meta, resolve_model_source
+    from trustfit.models.backbone import model_task
 
-    task = read_meta(resolve_model_source(model_dir)).get("task", "ner")
-    cls = ClassifierExplainable if task == "classify" else NerExplainable
+    cls = ClassifierExplainable if model_task(model_dir) == "classify" else NerExplainable
     return cls.from_dir(model_dir, **kw)
 
 

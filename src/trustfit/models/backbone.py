@@ -109,6 +109,11 @@ def read_meta(model_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
+def model_task(model_dir: str | os.PathLike) -> str:
+    """'ner' or 'classify', as recorded in a trained folder's trustfit.json (plain HF folders: ner)."""
+    return read_meta(resolve_model_source(model_dir)).get("task", "ner")
+
+
 def _load_trained_folder(model_dir: str | os.PathLike, auto_cls, what: str):
     """(model, tokenizer, labels in id order, meta) of a trained folder."""
     from transformers import AutoConfig

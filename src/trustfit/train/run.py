@@ -49,8 +49,10 @@ def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: boo
     return out
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Fine-tune as `cfg` says; returns a summary (also written to train_summary.json)."""
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False,
+          extra_plugins: list[Any] | None = None) -> dict[str, Any]:
+    """Fine-tune as `cfg` says; returns a summary (also written to train_summary.json).
+    `extra_plugins` (e.g. an experiment tracker) join the loop's own."""
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -102,6 +104,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         plugins.append(EarlyStopping(cfg.patience, metric=task.select_metric))
     best = BestModel(save, metric=task.select_metric)
     plugins.append(best)
+    plugins += list(extra_plugins or [])
     settings = LoopSettings(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                             max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, eval_every=cfg.eval_every,

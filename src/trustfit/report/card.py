@@ -1,0 +1,309 @@
+"""The model card's data: one object built only from measured files (the model folder's
+trustfit.json, train_summary.json, dev_metrics.json, its audits/KIND/result.json, and the run's
+evaluate/*.json), rendered three ways (README.md with Hugging Face metadata, card.html, card.json).
+A section whose audit did not run says "not evaluated"; no number is ever made up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from trustfit.errors import TrustfitError
+
+SCHEMA_VERSION = 1
+AUDIT_KINDS = ("robustness", "explain", "fairness", "privacy")
+AUDIT_TITLES = {"robustness": "Robustness", "explain": "Explanations", "fairness": "Fairness", "privacy": "Privacy"}
+
+
+def _read(p: Path) -> Any:
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(100 * float(x), 2)
+
+
+def _ner_summary(m: dict) -> dict:
+    ent = m["entity"]
+    return {"metric": "entity F1 (strict IOB2, conlleval-equivalent)", "value": _pct(ent["micro"]["f1"]),
+            "precision": _pct(ent["micro"]["precision"]), "recall": _pct(ent["micro"]["recall"]),
+            "token_accuracy": _pct(m.get("token_accuracy")),
+            "per_type": {t: {"f1": _pct(v["f1"]), "support": v["support"]} for t, v in ent.items()
+                         if t not in ("micro", "macro", "weighted")}}
+
+
+def _classify_summary(m: dict) -> dict:
+    out = {"metric": "accuracy", "value": _pct(m["accuracy"]), "macro_f1": _pct(m["macro_f1"]),
+           "per_class": {c: {"f1": _pct(v["f1"]), "support": v["support"]} for c, v in m["per_class"].items()}}
+    if m.get("ece") is not None:
+        out["ece"] = _pct(m["ece"])
+    return out
+
+
+def summarise_metrics(task: str, m: dict) -> dict:
+    return _ner_summary(m) if task == "ner" else _classify_summary(m)
+
+
+def build_card(model_dir: str | Path, run_dir: str | Path | None = None, exp=None) -> dict[str, Any]:
+    """The card as plain data (what card.json holds)."""
+    model_dir = Path(model_dir)
+    meta = _read(model_dir / "trustfit.json")
+    if meta is None:
+        raise TrustfitError(f"{model_dir}: no trustfit.json; the card is built from a trustfit-trained model folder")
+    task = meta.get("task", "ner")
+    summary = _read(model_dir / "train_summary.json") or {}
+    dev = _read(model_dir / "dev_metrics.json")
+    cfg = meta.get("config", {})
+    report = exp.report if exp is not None else None
+    labels = meta.get("labels", [])
+    card: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "title": (report.title if report and report.title else (exp.name if exp else model_dir.name)),
+        "task": task, "pipeline_tag": "token-classification" if task == "ner" else "text-classification",
+        "base_model": meta.get("base_model"), "model_dir": str(model_dir),
+        "language": report.language if report else "en", "license": report.license if report else None,
+        "intended_use": report.intended_use if report and report.intended_use else None,
+        "out_of_scope": report.out_of_scope if report and report.out_of_scope else None,
+        "dataset_name": (report.dataset_name if report and report.dataset_name else Path(meta.get("train_file") or "data").parent.name),
+        "labels": labels,
+        "entity_types": sorted({l[2:] for l in labels if l != "O"}) if task == "ner" else None,
+    }
+    card["training"] = {
+        "train_file": meta.get("train_file"), "dev_file": meta.get("dev_file"),
+        "examples": summary.get("train_examples"), "words": summary.get("train_words"),
+        "epochs_done": summary.get("epochs_done"), "steps": summary.get("steps"),
+        "seconds": round(summary["train_seconds"], 1) if "train_seconds" in summary else None,
+        "words_per_second": round(summary["words_per_second"]) if "words_per_second" in summary else None,
+        "precision": summary.get("precision"), "device": summary.get("device"), "processes": summary.get("processes"),
+        "hyperparameters": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio",
+                                                     "max_grad_norm", "seed", "context_tokens", "pack", "pack_tokens",
+                                                     "class_weights", "calibrate") if k in cfg},
+        "temperature": meta.get("temperature"), "differential_privacy": meta.get("dp"),
+        "federated": meta.get("federated"),
+    }
+    card["dev"] = {"file": meta.get("dev_file"), **summarise_metrics(task, dev)} if dev else None
+    evaluations = []
+    if run_dir is not None:
+        for p in sorted((Path(run_dir) / "evaluate").glob("*.json")):
+            rec = json.loads(p.read_text())
+            evaluations.append({"file": rec["file"], "sha256": rec["sha256"], **summarise_metrics(task, rec["metrics"])})
+    card["evaluations"] = evaluations
+    stages = (_read(Path(run_dir) / "pipeline.json") or {}).get("stages", {}) if run_dir else {}
+    audits: dict[str, Any] = {}
+    for kind in AUDIT_KINDS:
+        res = _read(model_dir / "audits" / kind / "result.json")
+        stage = stages.get(f"audit.{kind}", {})
+        if stage.get("status") == "failed":
+            audits[kind] = {"status": "failed", "error": stage.get("error")}
+        elif res is not None:
+            audits[kind] = {"status": "done", **_audit_summary(kind, res, model_dir / "audits" / kind)}
+        else:
+            audits[kind] = {"status": "not evaluated"}
+    card["audits"] = audits
+    card["history"] = [{k: h.get(k) for k in ("step", "epoch", "f1", "accuracy", "macro_f1") if k in h}
+                       for h in summary.get("history", [])]
+    card["limitations"] = limitations(card)
+    return card
+
+
+def _audit_summary(kind: str, res: dict, folder: Path) -> dict:
+    out: dict[str, Any] = {"headline": res.get("headline", []), "data": res.get("data", {}).get("path"),
+                           "plots": [str(folder / p) for p in res.get("plots", [])]}
+    if kind == "explain":
+        out["examples"] = res.get("examples")
+        out["methods"] = {m: {"comprehensiveness": _r(v["comprehensiveness"]["mean"]),
+                              "comprehensiveness_ci": [_r(x) for x in v["comprehensiveness"]["ci"] or []],
+                              "sufficiency": _r(v["sufficiency"]["mean"]),
+                              "stability_seed": _r(v["stability_seed"]["mean"]),
+                              "stability_typo": _r(v["stability_typo"]["mean"]),
+                              "ms_per_explanation": _r(v["ms_per_explanation"]["median"], 1)}
+                          for m, v in res["methods"].items()}
+        out["example_explanations"] = res.get("example_explanations", {})
+    return out
+
+
+def _r(x, digits: int = 3):
+    return None if x is None else round(float(x), digits)
+
+
+def limitations(card: dict) -> list[str]:
+    """Sentences, each with its number, written from the measured gaps."""
+    out: list[str] = []
+    tr, dev, task = card["training"], card["dev"], card["task"]
+    if tr.get("examples"):
+        out.append(f"Trained on {tr['examples']:,} {'sentences' if task == 'ner' else 'examples'} from "
+                   f"{Path(tr['train_file'] or '?').name} for {tr.get('epochs_done') or '?'} epoch(s); text from other "
+                   "domains, periods or languages was not evaluated.")
+    if dev:
+        per = dev.get("per_type") or dev.get("per_class") or {}
+        scored = {k: v["f1"] for k, v in per.items() if v.get("f1") is not None}
+        worst, best = (min(scored, key=scored.get), max(scored, key=scored.get)) if scored else (None, None)
+        if len(scored) > 1 and scored[best] - scored[worst] >= 1:
+            what = "entities" if task == "ner" else "examples"
+            out.append(f"{worst} {what} are recognised with F1 {scored[worst]:.2f} on dev, "
+                       f"{scored[best] - scored[worst]:.2f} points below {best} ({scored[best]:.2f}).")
+        if dev.get("ece") is not None:
+            out.append(f"Probabilities are off by {dev['ece']:.2f} points on average on dev (expected calibration error).")
+        for ev in card["evaluations"]:
+            gap = dev["value"] - ev["value"]
+            if abs(gap) >= 1:
+                out.append(f"On {Path(ev['file']).name} the {dev['metric'].split(' (')[0]} is {ev['value']:.2f}, "
+                           f"{abs(gap):.2f} points {'below' if gap > 0 else 'above'} dev.")
+    else:
+        out.append("No dev file was given: the model's accuracy was not measured during training.")
+    if task == "ner" and (tr["hyperparameters"].get("context_tokens") or 0) > 0:
+        out.append(f"Trained with {tr['hyperparameters']['context_tokens']} sub-tokens of document context on each "
+                   "side; plain-text input (one sentence a line, the server) has none.")
+    ex = card["audits"].get("explain", {})
+    if ex.get("status") == "done":
+        methods = ex["methods"]
+        floor = (methods.get("random") or {}).get("comprehensiveness")
+        for m, v in methods.items():
+            if m != "random" and floor is not None and v["comprehensiveness"] is not None and v["comprehensiveness"] <= floor:
+                out.append(f"Explanations by {m} were no more faithful than random scores here "
+                           f"(comprehensiveness {v['comprehensiveness']:.3f} vs {floor:.3f}).")
+    for kind, a in card["audits"].items():
+        if a["status"] == "not evaluated":
+            out.append({"robustness": "Robustness to typos, casing, entity swaps and adversarial edits was not evaluated.",
+                        "fairness": "Differences between groups of people (gender, origin, religion) were not evaluated.",
+                        "privacy": "Privacy risk (membership inference, memorised training text) was not evaluated.",
+                        "explain": "The faithfulness of explanations was not evaluated."}[kind])
+        elif a["status"] == "failed":
+            out.append(f"The {kind} audit failed ({(a.get('error') or '').splitlines()[0][:200]}); its results are missing.")
+    if not tr.get("differential_privacy"):
+        n = f"{tr['examples']:,} " if tr.get("examples") else ""
+        out.append(f"Trained without differential privacy: the weights carry no formal bound (epsilon is infinite) on "
+                   f"what they reveal about any of the {n}training examples.")
+    return out
+
+
+# ---------------------------------------------------------------------- plots and rendering
+def make_plots(card: dict, model_dir: Path, out: Path) -> dict[str, str]:
+    """PNG files for the card; returns name -> path (relative to `out`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, str] = {}
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    key = "f1" if card["task"] == "ner" else "accuracy"
+    hist = [h for h in card["history"] if h.get(key) is not None]
+    if hist:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([h["step"] for h in hist], [100 * h[key] for h in hist], marker="o")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(f"dev {'entity F1' if key == 'f1' else 'accuracy'} (%)")
+        ax.set_title("learning curve", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / "plots/learning_curve.png", dpi=100)
+        plt.close(fig)
+        plots["learning_curve"] = "plots/learning_curve.png"
+    dev = card["dev"]
+    per = (dev or {}).get("per_type") or (dev or {}).get("per_class")
+    if per:
+        names = list(per)
+        fig, ax = plt.subplots(figsize=(5, max(2.0, 0.35 * len(names) + 1)))
+        ax.barh(names, [per[n]["f1"] for n in names], color="#2563eb")
+        ax.set_xlabel("dev F1 (%)")
+        ax.set_xlim(0, 100)
+        ax.set_title("F1 per " + ("entity type" if card["task"] == "ner" else "class"), fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / "plots/per_label_f1.png", dpi=100)
+        plt.close(fig)
+        plots["per_label_f1"] = "plots/per_label_f1.png"
+    for name in ("confusion_matrix.png", "reliability.png"):
+        if (model_dir / name).exists():
+            (out / "plots" / name).write_bytes((model_dir / name).read_bytes())
+            plots[name.split(".")[0]] = f"plots/{name}"
+    for kind, a in card["audits"].items():
+        for p in a.get("plots", []) if a["status"] == "done" else []:
+            dst = out / "plots" / f"{kind}_{Path(p).name}"
+            dst.write_bytes(Path(p).read_bytes())
+            plots[f"{kind}_{Path(p).stem}"] = f"plots/{dst.name}"
+    return plots
+
+
+def _model_index(card: dict) -> list[dict]:
+    results = []
+    task_type = {"type": card["pipeline_tag"], "name": "Named-entity recognition" if card["task"] == "ner"
+                 else "Text classification"}
+    for split, m in ([("dev", card["dev"])] if card["dev"] else []) + [("evaluation", e) for e in card["evaluations"]]:
+        mtype = "f1" if card["task"] == "ner" else "accuracy"
+        results.append({"task": task_type,
+                        "dataset": {"type": card["dataset_name"], "name": Path(m["file"] or "data").name, "split": split},
+                        "metrics": [{"type": mtype, "value": m["value"], "name": m["metric"]}]})
+    return [{"name": card["title"], "results": results}]
+
+
+def render_markdown(card: dict) -> str:
+    import yaml
+
+    from trustfit.report.templates import env
+
+    meta = {"language": card["language"], "library_name": "transformers", "pipeline_tag": card["pipeline_tag"],
+            "tags": ["trustfit", card["task"]], "model-index": _model_index(card)}
+    if card.get("license"):
+        meta["license"] = card["license"]
+    if card.get("base_model") and not str(card["base_model"]).startswith("sentence-transformers/all-MiniLM-L6-v2 ("):
+        meta["base_model"] = card["base_model"]
+    elif card.get("base_model"):
+        meta["base_model"] = "sentence-transformers/all-MiniLM-L6-v2"
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    return "---\n" + front + "---\n\n" + env().get_template("card.md.j2").render(card=card, titles=AUDIT_TITLES)
+
+
+def render_html(card: dict, out: Path) -> str:
+    from trustfit.explain.base import Attribution, Target
+    from trustfit.explain.render import attribution_html
+    from trustfit.report.templates import env
+
+    images = {k: "data:image/png;base64," + base64.b64encode((out / p).read_bytes()).decode()
+              for k, p in card.get("plots", {}).items()}
+    snippets = []
+    ex = card["audits"].get("explain", {})
+    for a in (ex.get("example_explanations") or {}).values():
+        t = a["target"]
+        target = Target(t["task"], t["label"], t.get("class_index"), t.get("start"), t.get("end"),
+                        tuple(t["tag_ids"]) if t.get("tag_ids") else None, t.get("probability"))
+        snippets.append(attribution_html(Attribution(a["words"], a["scores"], target, a["method"], a["settings"],
+                                                     a["forward_passes"], a["seconds"], a["text"],
+                                                     [tuple(o) for o in a["offsets"]])))
+    return env().get_template("card.html.j2").render(card=card, images=images, snippets=snippets, titles=AUDIT_TITLES)
+
+
+def write_card(run_or_model_dir: str | Path, exp=None, out: str | Path | None = None) -> dict[str, Path]:
+    """Build and write README.md, card.html and card.json (+ plots/) into OUT (RUN/card for a run
+    folder, MODEL/card for a model folder); README.md and card.json are copied next to the model,
+    where hubs and the server look for them."""
+    d = Path(run_or_model_dir)
+    if (d / "pipeline.json").exists() or (d / "model" / "trustfit.json").exists():
+        run_dir, model_dir = d, d / "model"
+    elif (d / "trustfit.json").exists():
+        run_dir, model_dir = None, d
+    else:
+        raise TrustfitError(f"{d}: neither a run folder (pipeline.json, model/) nor a trustfit model folder "
+                            "(trustfit.json)")
+    if exp is None and run_dir is not None and (run_dir / "pipeline.json").exists():
+        src = json.loads((run_dir / "pipeline.json").read_text()).get("experiment")
+        if src and Path(src).exists():
+            from trustfit.report.experiment import load_experiment
+
+            exp = load_experiment(src)
+    out = Path(out) if out else (run_dir or model_dir) / "card"
+    out.mkdir(parents=True, exist_ok=True)
+    card = build_card(model_dir, run_dir, exp)
+    card["plots"] = make_plots(card, model_dir, out)
+    md = render_markdown(card)
+    (out / "README.md").write_text(md, encoding="utf-8")
+    (out / "card.html").write_text(render_html(card, out), encoding="utf-8")
+    data = {k: v for k, v in card.items()}
+    for a in data["audits"].values():
+        a.pop("example_explanations", None)
+    (out / "card.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    (model_dir / "README.md").write_text(md, encoding="utf-8")
+    (model_dir / "card.json").write_text((out / "card.json").read_text(encoding="utf-8"), encoding="utf-8")
+    return {"markdown": out / "README.md", "html": out / "card.html", "json": out / "card.json"}
