@@ -1,6 +1,6 @@
 # The two front-door commands: `make demo` (main job) and `make test` (the test suite).
 DATA ?= ../shared/data
-RUN ?= runs/conll
+RUN ?= runs/conll2003-quick
 PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -10,14 +10,13 @@ export TOKENIZERS_PARALLELISM := false
 setup:
 	bash scripts/setup.sh
 
-# Fine-tune the packaged all-MiniLM-L6-v2 on CoNLL-2003 train for 1 epoch, evaluate on valid,
-# print the entity-level and token-level reports, save the model (HF format) in $(RUN).
+# The quick CoNLL-2003 experiment (examples/conll2003-quick.toml): fine-tune the packaged
+# all-MiniLM-L6-v2 for 1 epoch, evaluate on valid, audit its explanations, write the model card
+# ($(RUN)/card/card.html, README.md, card.json); then one prediction with the saved model.
 demo: setup
-	.venv/bin/trustfit train --train $(DATA)/conll2003/train.txt --dev $(DATA)/conll2003/valid.txt \
-	    --out $(RUN) --epochs 1 --overwrite --json $(RUN).summary.json
-	.venv/bin/trustfit evaluate --model $(RUN) --data $(DATA)/conll2003/valid.txt --quiet \
-	    --json $(RUN)/valid_metrics.json --predictions $(RUN)/valid_predictions.conll
-	echo "EU rejects German call to boycott British lamb ." | .venv/bin/trustfit predict --model $(RUN)
+	.venv/bin/trustfit run examples/conll2003-quick.toml --out $(RUN)
+	echo "EU rejects German call to boycott British lamb ." | .venv/bin/trustfit predict --model $(RUN)/model
+	@echo "model card: $(RUN)/card/card.html (README.md and card.json beside it)"
 
 # Every test, integration (packaged model + real data) and distributed (2 processes) included.
 test: setup
@@ -43,4 +42,4 @@ bench-explain: setup
 
 # The HTTP server under load (needs Debian's wrk for the closed-loop client; a model from make demo).
 bench-serve: setup
-	$(PY) bench/serve_load.py --model $(RUN)
+	$(PY) bench/serve_load.py --model $(RUN)/model

@@ -183,6 +183,8 @@ def test_classification_with_split_stage_and_mlflow(tmp_path, tiny_model_dir):
     card = json.loads((tmp_path / "run/card/card.json").read_text())
     assert card["task"] == "classify" and card["dev"]["ece"] is not None and card["evaluations"][0]["value"] is not None
     assert json.loads((tmp_path / "run/data/split_report.json").read_text())["sizes"]["test"] == 60
+    assert set(card["evaluations"][0]["answered_at_precision"]) == {"95", "99"}
+    assert "answered automatically (router)" in (tmp_path / "run/card/README.md").read_text()
     import mlflow
 
     client = mlflow.tracking.MlflowClient(tracking_uri=(tmp_path / "run/mlruns").resolve().as_uri())

@@ -273,6 +273,18 @@ def test_sigterm_finishes_in_flight_requests(ner_model):
     assert codes == [200] * 8
 
 
+def test_two_worker_processes(keyword_classifier):
+    proc, url = _start(keyword_classifier, "--workers", "2")
+    try:
+        with httpx.Client(timeout=30) as c:
+            labels = {c.post(url + "/v1/predict", json={"texts": ["a superb day"]}).json()["results"][0]["label"]
+                      for _ in range(6)}
+        assert labels == {"positive"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium is installed by scripts/setup.sh")
 def test_web_page_in_headless_chromium(live_ner, tmp_path):
     from playwright.sync_api import sync_playwright

@@ -66,11 +66,11 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(64, ge=1)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Raw key/values of a TOML, YAML or JSON config file."""
+def read_structured_file(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """The top-level table of a TOML, YAML or JSON file, as written (errors name the file)."""
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"{p}: config file not found")
+        raise ConfigError(f"{p}: {what} file not found")
     text = p.read_text(encoding="utf-8")
     try:
         if p.suffix == ".toml":
@@ -82,13 +82,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         elif p.suffix == ".json":
             data = json.loads(text)
         else:
-            raise ConfigError(f"{p}: unknown config format {p.suffix!r}; use .toml, .yaml or .json")
+            raise ConfigError(f"{p}: unknown {what} format {p.suffix!r}; use .toml, .yaml or .json")
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - parser errors carry line numbers in their text
         raise ConfigError(f"{p}: cannot parse: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a table of key = value")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Raw key/values of a TOML, YAML or JSON config file."""
+    data = read_structured_file(path)
     # allow a [train] table or flat keys
     if "train" in data and isinstance(data["train"], dict):
         data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}

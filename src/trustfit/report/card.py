@@ -40,6 +40,9 @@ def _classify_summary(m: dict) -> dict:
            "per_class": {c: {"f1": _pct(v["f1"]), "support": v["support"]} for c, v in m["per_class"].items()}}
     if m.get("ece") is not None:
         out["ece"] = _pct(m["ece"])
+    at = ((m.get("extra") or {}).get("coverage") or {}).get("at_precision")
+    if at:  # the router's view: share answered automatically at a given precision
+        out["answered_at_precision"] = {k: _pct(v["coverage"]) for k, v in at.items()}
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trustfit.config import TrainConfig
+from trustfit.config import TrainConfig, read_structured_file
 from trustfit.errors import ConfigError
 
 BUILT_AUDITS = ("explain",)
@@ -125,7 +125,7 @@ def resolve(path: str, base: Path) -> str:
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; data paths come back resolved against its folder."""
     path = Path(path)
-    raw = _read_sections(path)
+    raw = read_structured_file(path, "experiment")
     problems: list[str] = []
     try:
         exp = Experiment(**raw)
@@ -192,32 +192,3 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path}: invalid experiment file:\n  - " + "\n  - ".join(problems))
     return exp.model_copy(update={"train": train, "evaluate": EvaluateSection(files=files), "split": split,
                                   "audits": AuditsSection(explain=explain)})
-
-
-def _read_sections(path: Path) -> dict[str, Any]:
-    """The file's tables as they are (TOML, YAML or JSON; `trustfit train --config` flattens a
-    [train] table, the pipeline keeps it)."""
-    import json
-    import tomllib
-
-    if not path.exists():
-        raise ConfigError(f"{path}: experiment file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ConfigError(f"{path}: unknown experiment format {path.suffix!r}; use .toml, .yaml or .json")
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - parser errors carry line numbers in their text
-        raise ConfigError(f"{path}: cannot parse: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a table of key = value")
-    return data
