@@ -36,6 +36,7 @@ class MethodScores:
     passes: list[int] = field(default_factory=list)
     completeness_gap: list[float] = field(default_factory=list)
     typo_unmeasurable: int = 0
+    stochastic: bool = False
     errors: list[str] = field(default_factory=list)
     example: Attribution | None = None
 
@@ -73,8 +74,8 @@ def load_examples(model: ExplainableModel, data: str, n: int, seed: int = 0, tex
 def score_method(model: ExplainableModel, name: str, examples: Sequence[tuple[Text, Target]], seed: int,
                  samples: int | None, progress: Callable[[], None] | None = None) -> MethodScores:
     """Explain every example with one method and measure it."""
-    res = MethodScores()
     explainer = make_explainer(name, model, samples=samples, seed=seed)
+    res = MethodScores(stochastic=explainer.stochastic)
     reseeded = make_explainer(name, model, samples=samples, seed=seed + 1) if explainer.stochastic else None
     rng = np.random.default_rng(seed)
     for text, target in examples:
@@ -147,7 +148,7 @@ def run_explain_audit(model_dir: str, data: str, out: str | Path, methods: Seque
             "explained": len(r.ms), "failed": len(r.errors), "errors": r.errors[:10],
             "comprehensiveness": bootstrap_ci(r.comprehensiveness, **ci),
             "sufficiency": bootstrap_ci(r.sufficiency, **ci),
-            "stability_seed": (bootstrap_ci(r.stability_seed, **ci) if make_explainer(name, model).stochastic
+            "stability_seed": (bootstrap_ci(r.stability_seed, **ci) if r.stochastic
                                else {"mean": 1.0, "n": len(r.ms), "ci": None, "note": "deterministic method"}),
             "stability_typo": {**bootstrap_ci(r.stability_typo, **ci), "unmeasurable": r.typo_unmeasurable},
             "ms_per_explanation": {**bootstrap_ci(r.ms, **ci), "median": float(np.median(r.ms)) if r.ms else None},

@@ -17,6 +17,7 @@ the limit had no influence and score 0; `truncated_words` counts them)."""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -182,12 +183,16 @@ class NerExplainable(ExplainableModel):
             self._pieces_cache = (key, word_pieces(self.tokenizer, [words])[0])
         return self._pieces_cache[1]
 
-    def rows(self, text, target, keep, variant=0):
+    def _features(self, text: Text, keep: Sequence[bool] | None) -> tuple[list[Feature], list[list[int]]]:
+        """The windows prediction would build (a removed word is one mask token), and the pieces."""
         pieces = self._pieces(text.words)
         if keep is not None:
             pieces = [p if k else [self.mask_id] for p, k in zip(pieces, keep)]
-        feats = build_features([pieces], [None], [[0]], self.specials, self.max_length, 0, self.stride,
-                               self.pack, self.pack_tokens)
+        return build_features([pieces], [None], [[0]], self.specials, self.max_length, 0, self.stride,
+                              self.pack, self.pack_tokens), pieces
+
+    def rows(self, text, target, keep, variant=0):
+        feats, pieces = self._features(text, keep)
         out = []
         for f in feats:
             index = _feature_word_index(f, pieces, len(self.specials.prefix), len(self.specials.suffix))
@@ -208,11 +213,9 @@ class NerExplainable(ExplainableModel):
 
     def tag_logprobs(self, text: Text) -> np.ndarray:
         """[words, labels] log-probabilities at each word's first sub-token."""
-        rows = self.rows(text, None, None)
+        feats, _ = self._features(text, None)
         out = np.zeros((len(text), len(self.labels)))
-        pieces = self._pieces(text.words)
-        feats = build_features([pieces], [None], [[0]], self.specials, self.max_length, 0, self.stride,
-                               self.pack, self.pack_tokens)
+        rows = [Row(0, f.input_ids, [], []) for f in feats]
         with inference(self.model, self.device, self.precision) as model:
             t = self._tensors(rows)
             logp = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits.float().log_softmax(-1)
@@ -283,7 +286,7 @@ class ClassifierExplainable(ExplainableModel):
     def __init__(self, model, tokenizer, labels, max_length, temperature: float = 1.0, **kw) -> None:
         super().__init__(model, tokenizer, labels, max_length, **kw)
         self.temperature = float(temperature)
-        self._cache: tuple[str, tuple, tuple] | None = None
+        self._cache: tuple[tuple, tuple[list[int], list[list[int]], list[int]]] | None = None
 
     @classmethod
     def from_dir(cls, model_dir: str, **kw) -> "ClassifierExplainable":
@@ -306,8 +309,6 @@ class ClassifierExplainable(ExplainableModel):
             per_word: list[list[int]] = [[] for _ in text.words]
             prefix, suffix = [], []
             seen_word = False
-            import bisect
-
             for tid, (a, b), special in zip(enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]):
                 if special or a == b:
                     (suffix if seen_word else prefix).append(tid)
@@ -315,7 +316,7 @@ class ClassifierExplainable(ExplainableModel):
                 w = max(0, bisect.bisect_right(starts, a) - 1)
                 per_word[w].append(tid)
                 seen_word = True
-            self._cache = (key, (prefix, per_word, suffix), ())
+            self._cache = (key, (prefix, per_word, suffix))
         return self._cache[1]
 
     def truncated_words(self, text: Text) -> int:

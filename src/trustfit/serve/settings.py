@@ -90,7 +90,8 @@ def read_api_key(path: str | Path) -> str:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{path}: no such API key file")
-    key = p.read_text(encoding="utf-8").strip().splitlines()[0].strip() if p.read_text(encoding="utf-8").strip() else ""
+    text = p.read_text(encoding="utf-8").strip()
+    key = text.splitlines()[0].strip() if text else ""
     if len(key) < 16:
         raise ConfigError(f"{path}: the API key must be at least 16 characters on the first line "
                           "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))' > key.txt)")
