@@ -173,8 +173,13 @@ class NerExplainable(ExplainableModel):
     def from_dir(cls, model_dir: str, **kw) -> "NerExplainable":
         from trustfit.predict.ner import NerPredictor
 
-        p = NerPredictor.from_dir(model_dir)
-        return cls(p.model, p.tokenizer, p.schema.labels, p.max_length, stride=p.stride, pack=p.pack,
+        return cls.from_predictor(NerPredictor.from_dir(model_dir), **kw)
+
+    @classmethod
+    def from_predictor(cls, p, model=None, **kw) -> "NerExplainable":
+        """The view of a loaded NerPredictor (its windows settings; `model` overrides its module,
+        e.g. the float model behind an int8 or ONNX predictor)."""
+        return cls(model or p.model, p.tokenizer, p.schema.labels, p.max_length, stride=p.stride, pack=p.pack,
                    pack_tokens=p.pack_tokens, **kw)
 
     def _pieces(self, words: list[str]) -> list[list[int]]:
@@ -296,8 +301,12 @@ class ClassifierExplainable(ExplainableModel):
         if read_meta(resolve_model_source(model_dir)).get("pair_column"):
             raise ExplainError(f"{model_dir}: the model classifies text pairs; explaining pair models is not "
                                "supported yet (explain single-text classifiers and NER models)")
-        p = ClassifierPredictor.from_dir(model_dir)
-        return cls(p.model, p.tokenizer, p.labels, p.max_length, temperature=p.temperature, **kw)
+        return cls.from_predictor(ClassifierPredictor.from_dir(model_dir), **kw)
+
+    @classmethod
+    def from_predictor(cls, p, model=None, **kw) -> "ClassifierExplainable":
+        """The view of a loaded ClassifierPredictor (its truncation and temperature)."""
+        return cls(model or p.model, p.tokenizer, p.labels, p.max_length, temperature=p.temperature, **kw)
 
     def _layout(self, text: Text) -> tuple[list[int], list[list[int]], list[int]]:
         """(prefix special ids, sub-token ids per word (empty: truncated away), suffix ids)."""

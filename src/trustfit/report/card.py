@@ -303,10 +303,9 @@ def write_card(run_or_model_dir: str | Path, exp=None, out: str | Path | None = 
     md = render_markdown(card)
     (out / "README.md").write_text(md, encoding="utf-8")
     (out / "card.html").write_text(render_html(card, out), encoding="utf-8")
-    data = {k: v for k, v in card.items()}
-    for a in data["audits"].values():
+    for a in card["audits"].values():  # rendered into card.html above; card.json keeps the numbers
         a.pop("example_explanations", None)
-    (out / "card.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
     (model_dir / "README.md").write_text(md, encoding="utf-8")
     (model_dir / "card.json").write_text((out / "card.json").read_text(encoding="utf-8"), encoding="utf-8")
     return {"markdown": out / "README.md", "html": out / "card.html", "json": out / "card.json"}

@@ -96,13 +96,8 @@ class Engine:
         if self._explainable is None:
             from trustfit.explain.model import ClassifierExplainable, NerExplainable
 
-            p = self.predictor
-            if self.task == "classify":
-                self._explainable = ClassifierExplainable(self._float_model, p.tokenizer, self.labels, p.max_length,
-                                                          temperature=p.temperature)
-            else:
-                self._explainable = NerExplainable(self._float_model, p.tokenizer, self.labels, p.max_length,
-                                                   stride=p.stride, pack=p.pack, pack_tokens=p.pack_tokens)
+            view = ClassifierExplainable if self.task == "classify" else NerExplainable
+            self._explainable = view.from_predictor(self.predictor, model=self._float_model)
         return self._explainable
 
     def model_info(self) -> dict[str, Any]:
