@@ -52,6 +52,10 @@ precision = "fp32"
 [evaluate]
 files = ["test.txt"]
 
+[audits.robustness]
+data = "dev.txt"
+families = ["typo", "case", "entity-swap"]
+
 [audits.explain]
 data = "{extra.get("audit_data", "dev.txt")}"
 n = 4
@@ -81,20 +85,27 @@ def test_card_files_and_metadata(finished_run):
     md = (run / "card/README.md").read_text()
     assert card["task"] == "ner" and card["dev"]["value"] > 0 and len(card["evaluations"]) == 1
     assert card["audits"]["explain"]["status"] == "done"
-    assert {card["audits"][k]["status"] for k in ("robustness", "fairness", "privacy")} == {"not evaluated"}
+    assert {card["audits"][k]["status"] for k in ("fairness", "privacy")} == {"not evaluated"}
+    rob = card["audits"]["robustness"]
+    assert rob["status"] == "done" and set(rob["families"]) == {"typo", "case", "entity-swap"}
+    assert "max_words_per_sentence: 2" in rob["families"]["typo"]["constraints"]
+    readme = (run / "card/README.md").read_text()
+    assert "| entity-swap |" in readme and "robustness_robustness" in card["plots"]
     front = yaml.safe_load(md.split("---")[1])
     assert front["pipeline_tag"] == "token-classification" and front["library_name"] == "transformers"
     results = front["model-index"][0]["results"]
     assert results[0]["metrics"][0]["value"] == card["dev"]["value"]
     assert results[1]["metrics"][0]["value"] == card["evaluations"][0]["value"]
     assert "More information needed" not in md and "TODO" not in md and "n/a" not in md.split("## Robustness")[0]
-    for name in ("robustness", "fairness", "privacy"):
+    for name in ("fairness", "privacy"):
         assert "Not evaluated." in md.split(f"## {name.capitalize()}")[1].split("##")[0]
     # every number of card.json's main results is printed in README.md, the same
     for v in [card["dev"]["value"], card["evaluations"][0]["value"]] + [t["f1"] for t in card["dev"]["per_type"].values()]:
         assert f"{v:,.2f}" in md
     for m, v in card["audits"]["explain"]["methods"].items():
         assert f"| {m} | {v['comprehensiveness']:,.3f} |" in md
+    for f, v in rob["families"].items():
+        assert f"| {f} | {v['clean']:,.2f} | {v['perturbed']:,.2f}" in md
     assert any("not evaluated" in l for l in card["limitations"]) and all(re.search(r"\d", l) or "not evaluated" in l
                                                                         for l in card["limitations"])
     assert (run / "model/README.md").read_text() == md and (run / "model/card.json").exists()
@@ -113,7 +124,7 @@ def test_rerun_skips_and_changed_input_reruns(finished_run, ner_files):
     r = invoke(["run", exp, "--quiet", "--from", "audit"])
     assert "evaluate: unchanged" in r.output and "audit.explain: running" in r.output and "report: running" in r.output
     r = invoke(["run", exp, "--from", "fairness"])
-    assert r.exit_code == 2 and "stages are train, evaluate, audit.explain, report" in r.output
+    assert r.exit_code == 2 and "stages are train, evaluate, audit.robustness, audit.explain, report" in r.output
 
 
 def test_tensorboard_tracking(finished_run):

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trustfit.errors import ConfigError
 
@@ -59,11 +59,42 @@ class TrainConfig(BaseModel):
     pair_column: Optional[str] = Field(None, description="second text column (query/candidate pairs)")
     class_weights: bool = Field(False, description="weight the loss by inverse class frequency")
     calibrate: bool = Field(False, description="fit temperature scaling on dev and store it with the model")
+    # robustness: adversarial training in embedding space and with perturbed text copies
+    adversarial: Literal["none", "fgm", "pgd", "freelb"] = Field(
+        "none", description="adversarial training on the word embeddings (robust/adversarial.py)")
+    adv_epsilon: float = Field(1.0, gt=0, description="radius of the perturbation (L2 per example); the FGM step size")
+    adv_alpha: float = Field(0.3, gt=0, description="PGD/FreeLB step size")
+    adv_steps: int = Field(3, ge=1, description="PGD/FreeLB ascent steps K")
+    adv_start_epoch: int = Field(0, ge=0, description="first epoch (0-based) trained adversarially")
+    adv_module: Optional[str] = Field(None, description="module whose output is perturbed (default: the input "
+                                      "embeddings, model.get_input_embeddings())")
+    augment: list[str] = Field(default_factory=list, description="perturbation families whose copies are mixed "
+                               "into each epoch, e.g. typo,case,entity-swap")
+    augment_rate: float = Field(0.3, gt=0, le=1, description="perturbed copies per epoch, as a share of the examples")
     # schedule of evaluation, checkpoints, early stopping
     eval_every: Optional[int] = Field(None, ge=1, description="steps between dev evaluations; default: each epoch")
     checkpoint_every: int = Field(500, ge=1)
     patience: Optional[int] = Field(None, ge=1, description="early stop after this many evaluations without gain")
     eval_batch_size: int = Field(64, ge=1)
+
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _split_augment(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [x.strip() for x in v.split(",") if x.strip() and x.strip() != "none"]
+        return v
+
+    @model_validator(mode="after")
+    def _check_augment(self) -> "TrainConfig":
+        if self.augment:
+            from trustfit.robust.perturb import check_families
+
+            try:
+                check_families(self.augment, self.task, purpose="augment")
+            except Exception as e:  # noqa: BLE001 - reported as this field's problem
+                raise ValueError(f"augment: {e}") from None
+        return self
 
 
 def read_structured_file(path: str | Path, what: str = "config") -> dict[str, Any]:
@@ -116,6 +147,8 @@ def build_config(file: str | Path | None, overrides: dict[str, Any]) -> TrainCon
                 lines.append(f"unknown key {key!r} (known: {', '.join(TrainConfig.model_fields)})")
             elif err["type"] == "missing":
                 lines.append(f"{key!r} is required (--{key.replace('_', '-')} or `{key} = ...` in the config file)")
+            elif not err["loc"]:  # a check across fields: its message names the field
+                lines.append(err["msg"].removeprefix("Value error, "))
             else:
                 lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(where + "invalid configuration:\n  - " + "\n  - ".join(lines)) from None

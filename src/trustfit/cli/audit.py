@@ -11,7 +11,7 @@ import typer
 from trustfit.cli.common import app, fail
 from trustfit.errors import TrustfitError
 
-audit_app = typer.Typer(no_args_is_help=True, help="Audit a trained model (explain; more kinds come as packages).")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit a trained model: robustness, explain (more kinds come as packages).")
 app.add_typer(audit_app, name="audit")
 
 
@@ -46,3 +46,43 @@ def audit_explain(
     if not quiet:
         typer.echo(report_markdown(result))
     typer.echo(f"explain audit written to {dest}", err=True)
+
+
+@audit_app.command("robustness")
+def audit_robustness(
+    model: str = typer.Option(..., "--model", help="trained model folder"),
+    data: str = typer.Option(..., "--data", help="labelled CoNLL file (NER) or CSV/TSV/JSONL/FPB file (classify)"),
+    families: Optional[str] = typer.Option(None, "--families",
+                                           help="comma-separated families, each optionally with options "
+                                                "(typo:max_words=3); default: all for the model's task"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: MODEL/audits/robustness)"),
+    seed: int = typer.Option(0, "--seed"),
+    inventory: Optional[str] = typer.Option(None, "--inventory",
+                                            help="NER: labelled CoNLL file whose mentions entity-swap draws from "
+                                                 "(default: the model's training file)"),
+    write_examples: bool = typer.Option(False, "--write-examples", help="write the perturbed data to OUT/examples/"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="audit only the first N examples"),
+    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for the intervals"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
+    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Clean vs perturbed scores per perturbation family, attack success rates and their constraints."""
+    from trustfit.auditing import default_audit_dir
+    from trustfit.robust.audit import report_markdown, run_robustness_audit
+    from trustfit.robust.perturb import split_families
+
+    try:
+        if not Path(data).exists():
+            raise TrustfitError(f"{data}: no such file")
+        if limit is not None and limit < 1:
+            raise TrustfitError("--limit must be 1 or more")
+        dest = out or default_audit_dir(model, "robustness")
+        result = run_robustness_audit(model, data, dest, split_families(families) if families else None, seed=seed,
+                                      inventory=inventory, write_examples=write_examples, text_column=text_column,
+                                      format=format, limit=limit, resamples=resamples, quiet=quiet)
+    except TrustfitError as e:
+        fail(e)
+    if not quiet:
+        typer.echo(report_markdown(result))
+    typer.echo(f"robustness audit written to {dest}", err=True)

@@ -46,6 +46,15 @@ def train(
                                                  help="classify: inverse-frequency class weights in the loss"),
     calibrate: Optional[bool] = typer.Option(None, "--calibrate/--no-calibrate",
                                              help="classify: fit temperature scaling on dev"),
+    adversarial: Optional[str] = typer.Option(None, "--adversarial", help="none, fgm, pgd or freelb (embedding space)"),
+    adv_epsilon: Optional[float] = typer.Option(None, "--adv-epsilon", help="perturbation radius, L2 per example (1.0)"),
+    adv_alpha: Optional[float] = typer.Option(None, "--adv-alpha", help="PGD/FreeLB step size (0.3)"),
+    adv_steps: Optional[int] = typer.Option(None, "--adv-steps", help="PGD/FreeLB steps K (3)"),
+    adv_start_epoch: Optional[int] = typer.Option(None, "--adv-start-epoch", help="first adversarial epoch, 0-based"),
+    adv_module: Optional[str] = typer.Option(None, "--adv-module", help="module to perturb (default: input embeddings)"),
+    augment: Optional[str] = typer.Option(None, "--augment", help="families mixed into each epoch: typo,case,punct,"
+                                          "entity-swap,entity-novel"),
+    augment_rate: Optional[float] = typer.Option(None, "--augment-rate", help="perturbed copies per epoch, share of examples (0.3)"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="steps between evaluations (default: epoch)"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     patience: Optional[int] = typer.Option(None, "--patience", help="early stopping patience (evaluations)"),
@@ -66,7 +75,9 @@ def train(
             max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,
-            label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate))
+            label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate,
+            adversarial=adversarial, adv_epsilon=adv_epsilon, adv_alpha=adv_alpha, adv_steps=adv_steps,
+            adv_start_epoch=adv_start_epoch, adv_module=adv_module, augment=augment, augment_rate=augment_rate))
         from trustfit.train.tracking import make_tracker
 
         tracker = make_tracker(track, cfg.out, params=cfg.model_dump())
@@ -82,6 +93,11 @@ def train(
         json_out.write_text(json.dumps(summary, indent=2))
     if not quiet and "dev" in summary:
         _render(summary["task"], summary["dev"])
+    if "adversarial" in summary:
+        a = summary["adversarial"]
+        typer.echo(f"adversarial training ({a['method']}): {a['extra_forward_per_step']:.0f} extra forward and "
+                   f"{a['extra_backward_per_step']:.0f} extra backward passes per step, "
+                   f"{a['seconds_per_step']:.3f} s per step", err=True)
     typer.echo(f"model saved to {summary['out']} ({summary['steps']} steps, "
                f"{summary['words_per_second']:.0f} words/s)", err=True)
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from trustfit.explain.base import Target, Text
 from trustfit.explain.model import ExplainableModel
+from trustfit.robust.perturb.typo import keyboard_neighbours as _neighbours
 
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5)
-KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 
 
 def top_k_counts(n_words: int, fractions: Sequence[float] = FRACTIONS) -> list[int]:
@@ -70,14 +70,6 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
     return float(spearmanr(a, b).statistic)
-
-
-def _neighbours(c: str) -> str:
-    for row in KEYBOARD_ROWS:
-        i = row.find(c.lower())
-        if i >= 0:
-            return row[max(0, i - 1):i] + row[i + 1:i + 2]
-    return ""
 
 
 def typo(word: str, rng: np.random.Generator) -> str:

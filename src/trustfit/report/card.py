@@ -125,6 +125,15 @@ def _audit_summary(kind: str, res: dict, folder: Path) -> dict:
                               "ms_per_explanation": _r(v["ms_per_explanation"]["median"], 1)}
                           for m, v in res["methods"].items()}
         out["example_explanations"] = res.get("example_explanations", {})
+    if kind == "robustness":
+        out["metric"], out["examples"] = res.get("metric"), res.get("examples")
+        out["families"] = {f: {"clean": _r(100 * v["clean"], 2), "perturbed": _r(100 * v["perturbed"]["value"], 2),
+                               "perturbed_ci": [_r(100 * x, 2) for x in v["perturbed"]["ci"] or []],
+                               "drop": _r(100 * v["perturbed"]["drop"], 2),
+                               "attack_success": None if v["attack_success_rate"] is None
+                               else _r(100 * v["attack_success_rate"], 1),
+                               "constraints": "; ".join(f"{k}: {c}" for k, c in v["constraints"].items())}
+                           for f, v in res["families"].items()}
     return out
 
 
@@ -168,6 +177,12 @@ def limitations(card: dict) -> list[str]:
             if m != "random" and floor is not None and v["comprehensiveness"] is not None and v["comprehensiveness"] <= floor:
                 out.append(f"Explanations by {m} were no more faithful than random scores here "
                            f"(comprehensiveness {v['comprehensiveness']:.3f} vs {floor:.3f}).")
+    rob = card["audits"].get("robustness", {})
+    if rob.get("status") == "done":
+        for f, v in rob["families"].items():
+            if v["drop"] is not None and v["drop"] >= 2:
+                out.append(f"Under {f} perturbations the {rob['metric']} falls from {v['clean']:.2f} to "
+                           f"{v['perturbed']:.2f} ({v['drop']:.2f} points; constraints in the robustness audit).")
     for kind, a in card["audits"].items():
         if a["status"] == "not evaluated":
             out.append({"robustness": "Robustness to typos, casing, entity swaps and adversarial edits was not evaluated.",

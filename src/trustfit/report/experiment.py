@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from trustfit.config import TrainConfig, read_structured_file
 from trustfit.errors import ConfigError
 
-BUILT_AUDITS = ("explain",)
-PLANNED_AUDITS = ("robustness", "fairness", "privacy")
+BUILT_AUDITS = ("robustness", "explain")
+PLANNED_AUDITS = ("fairness", "privacy")
 
 
 SPLIT_PREFIX = "split:"  # "split:train", "split:dev", "split:test": files the [split] stage writes
@@ -48,8 +48,19 @@ class ExplainAuditSection(BaseModel):
     samples: Optional[int] = Field(None, ge=1)
 
 
+class RobustnessAuditSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: str
+    families: Optional[list[str]] = Field(None, description="default: every family for the task")
+    seed: int = 0
+    inventory: Optional[str] = Field(None, description="NER: CoNLL file entity-swap draws mentions from")
+    limit: Optional[int] = Field(None, ge=1)
+    write_examples: bool = False
+
+
 class AuditsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    robustness: Optional[RobustnessAuditSection] = None
     explain: Optional[ExplainAuditSection] = None
 
 
@@ -88,7 +99,8 @@ def split_path(value: Any, run_dir: Path) -> Any:
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {"": Experiment, "evaluate": EvaluateSection, "split": SplitSection, "audits": AuditsSection,
-                                         "audits.explain": ExplainAuditSection, "report": ReportSection,
+                                         "audits.explain": ExplainAuditSection,
+                                         "audits.robustness": RobustnessAuditSection, "report": ReportSection,
                                          "train": TrainConfig}
 
 
@@ -160,6 +172,23 @@ def load_experiment(path: str | Path) -> Experiment:
         bad = [m for m in explain.methods if m not in EXPLAINERS]
         if bad:
             problems.append(f"audits.explain.methods: unknown {', '.join(bad)}; use {', '.join(EXPLAINERS)}")
+    robustness = exp.audits.robustness
+    if robustness is not None:
+        robustness = robustness.model_copy(update={
+            "data": resolve(robustness.data, base),
+            "inventory": resolve(robustness.inventory, base) if robustness.inventory else None})
+        checks.append(("audits.robustness.data", robustness.data))
+        if robustness.inventory:
+            checks.append(("audits.robustness.inventory", robustness.inventory))
+        if cfg is not None and robustness.families:
+            from trustfit.robust.perturb import check_families
+
+            try:
+                check_families(robustness.families, cfg.task)
+            except ConfigError as e:
+                problems.append(f"audits.robustness.families: {e}")
+            except Exception as e:  # noqa: BLE001 - a PerturbationError names the family
+                problems.append(f"audits.robustness.families: {e}")
     split = exp.split
     if split is not None:
         split = split.model_copy(update={"input": resolve(split.input, base)})
@@ -191,4 +220,4 @@ def load_experiment(path: str | Path) -> Experiment:
     if problems:
         raise ConfigError(f"{path}: invalid experiment file:\n  - " + "\n  - ".join(problems))
     return exp.model_copy(update={"train": train, "evaluate": EvaluateSection(files=files), "split": split,
-                                  "audits": AuditsSection(explain=explain)})
+                                  "audits": AuditsSection(explain=explain, robustness=robustness)})

@@ -24,7 +24,7 @@ def stage_names(exp: Experiment) -> list[str]:
     names = (["split"] if exp.split is not None else []) + ["train"]
     if exp.evaluate.files:
         names.append("evaluate")
-    names += [f"audit.{k}" for k in ("explain",) if getattr(exp.audits, k) is not None]
+    names += [f"audit.{k}" for k in ("robustness", "explain") if getattr(exp.audits, k) is not None]
     return names + ["report"]
 
 
@@ -178,6 +178,17 @@ class Pipeline:
             if tracker is not None:
                 tracker.log_summary({f"audit/explain/{m}/comprehensiveness": v["comprehensiveness"]["mean"]
                                      for m, v in res["methods"].items() if v["comprehensiveness"]["mean"] is not None})
+            return {"headline": res["headline"]}
+        if kind == "robustness":
+            from trustfit.robust.audit import run_robustness_audit
+
+            res = run_robustness_audit(str(self.model_dir), split_path(section.data, self.run_dir),
+                                       self.model_dir / "audits" / "robustness", section.families, seed=section.seed,
+                                       inventory=section.inventory, write_examples=section.write_examples,
+                                       limit=section.limit, quiet=self.quiet)
+            if tracker is not None:
+                tracker.log_summary({f"audit/robustness/{f}/perturbed": v["perturbed"]["value"]
+                                     for f, v in res["families"].items()})
             return {"headline": res["headline"]}
         raise ConfigError(f"audit {kind!r} is not built")
 

@@ -1,6 +1,7 @@
 """The training loop: short, and extended only through events.
 
-Events, in order of a run: on_train_start, then per optimizer step on_backward (gradients are
+Events, in order of a run: on_train_start, then per epoch on_epoch_start (a plugin may swap the
+epoch's features with `trainer.set_features`), then per optimizer step on_backward (gradients are
 ready, before clipping: adversarial training adds its perturbed loss here) and on_step_end;
 on_evaluate(metrics) after each dev evaluation; on_epoch_end; on_checkpoint(path); and
 on_train_end. A plugin implements any subset (see plugins.Plugin) and may set
@@ -21,7 +22,7 @@ import torch
 from trustfit.encode.batching import BucketBatchSampler, collate
 from trustfit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
-EVENTS = ("on_train_start", "on_backward", "on_step_end", "on_evaluate", "on_epoch_end", "on_checkpoint",
+EVENTS = ("on_train_start", "on_epoch_start", "on_backward", "on_step_end", "on_evaluate", "on_epoch_end", "on_checkpoint",
           "on_train_end")
 
 
@@ -122,6 +123,16 @@ class Trainer:
     def unwrapped_model(self):
         return self.accelerator.unwrap_model(self.model)
 
+    def set_features(self, features: Sequence[Any]) -> None:
+        """Train on `features` from the current epoch on (e.g. freshly augmented copies); the
+        epoch's batches are recomputed, the schedule's total steps stay as planned."""
+        self.features = list(features)
+        self.sampler.lengths = [len(f) for f in self.features]
+        if self.sampler.weights is not None or any(getattr(f, "weight", 1) != 1 for f in self.features):
+            self.sampler.weights = [getattr(f, "weight", 1.0) for f in self.features]
+        for e in range(self.state.epoch, len(self.epoch_steps)):
+            self.epoch_steps[e] = self.sampler.num_batches(e)
+
     # -- checkpoints ------------------------------------------------------------------------
     def _trainer_state(self) -> dict[str, Any]:
         plugin_states = {type(p).__name__: p.state_dict() for p in self.plugins if hasattr(p, "state_dict")}
@@ -191,6 +202,7 @@ class Trainer:
         self.emit("on_train_start")
         kill_at = int(os.environ.get("TRUSTFIT_FAULT_KILL_AT_STEP", "0"))  # fault injection for resume tests
         while st.epoch < self.n_epochs and st.step < st.total_steps and not st.should_stop:
+            self.emit("on_epoch_start")
             self.sampler.set_epoch(st.epoch, skip=st.batch_in_epoch)
             t0 = time.perf_counter()
             for idx in self.sampler:

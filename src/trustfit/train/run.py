@@ -29,7 +29,11 @@ def prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool, is_main: boo
         if resume and existing.exists():
             old = json.loads(existing.read_text())
             new = cfg.model_dump()
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
+            fields = TrainConfig.model_fields
+            # a key the older run did not record had its default then
+            recorded = {k: old.get(k, fields[k].get_default(call_default_factory=True) if k in fields else None)
+                        for k in set(old) | set(new)}
+            diff = sorted(k for k in recorded if recorded[k] != new.get(k) and k not in _RESUMABLE_CHANGES)
             if diff:
                 raise OutputError(
                     f"{out}: --resume with different settings than the run there ({', '.join(diff)}); "
@@ -104,6 +108,19 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         plugins.append(EarlyStopping(cfg.patience, metric=task.select_metric))
     best = BestModel(save, metric=task.select_metric)
     plugins.append(best)
+    adversary = augmenter = None
+    if cfg.adversarial != "none":
+        from trustfit.robust.adversarial import EmbeddingAdversary
+
+        adversary = EmbeddingAdversary(cfg.adversarial, cfg.adv_epsilon, cfg.adv_alpha, cfg.adv_steps,
+                                       cfg.adv_start_epoch, cfg.adv_module)
+        plugins.append(adversary)
+    if cfg.augment:
+        from trustfit.robust.augment import make_augmentation
+
+        augmenter = make_augmentation(cfg, task, tokenizer, max_length, features)
+        features = augmenter.features(0)
+        plugins.append(augmenter)
     plugins += list(extra_plugins or [])
     settings = LoopSettings(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
@@ -124,6 +141,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         "processes": accelerator.num_processes, "device": str(device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
     }
+    if adversary is not None:
+        summary["adversarial"] = adversary.summary(state.step, state.train_seconds)
+    if augmenter is not None:
+        summary["augmentation"] = augmenter.summary()
     # the processes must end with identical weights: compare a checksum of every rank's parameters
     checksum = torch.stack([p.detach().double().sum() for p in trainer.unwrapped_model.parameters()]).sum()
     sums = accelerator.gather(checksum.reshape(1).to(device)).cpu().tolist()
