@@ -5,13 +5,13 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness
 
 setup:
 	bash scripts/setup.sh
 
 # The quick CoNLL-2003 experiment (examples/conll2003-quick.toml): fine-tune the packaged
-# all-MiniLM-L6-v2 for 1 epoch, evaluate on valid, audit its explanations, write the model card
+# all-MiniLM-L6-v2 for 1 epoch, evaluate on valid, audit its robustness and explanations, write the model card
 # ($(RUN)/card/card.html, README.md, card.json); then one prediction with the saved model.
 demo: setup
 	.venv/bin/trustfit run examples/conll2003-quick.toml --out $(RUN)
@@ -39,6 +39,12 @@ bench: setup
 # Explanation methods on 200 FPB and 200 CoNLL-2003 dev predictions (trains the two models first).
 bench-explain: setup
 	$(PY) bench/explain.py
+
+# Adversarial training (normal / FGM / PGD / augmentation) and attacks on CoNLL-2003 and FPB (about 50 min);
+# the TextAttack cross-check runs in its own venv (bench/results/textattack-venv, made on first use).
+bench-robustness: setup
+	test -x bench/results/textattack-venv/bin/python || $(PY) bench/robustness.py --setup-textattack
+	$(PY) bench/robustness.py --textattack
 
 # The HTTP server under load (needs Debian's wrk for the closed-loop client; a model from make demo).
 bench-serve: setup

@@ -10,7 +10,7 @@ normal and FGM training. Cross-check (`--textattack`, needs the venv made by
 greedy word-importance search driving trustfit's embedding-neighbour candidates, against the
 same FPB classifier and examples as word-sub.
 
-    python bench/robustness.py [--quick] [--train-sentences 3000] [--epochs 2] [--textattack]"""
+    python bench/robustness.py [--quick] [--train-sentences N] [--epochs 1] [--textattack]"""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ NER_CONFIGS = {
     "fgm": ["--adversarial", "fgm"],
     "pgd (K=3)": ["--adversarial", "pgd", "--adv-steps", "3"],
     "augment typo,entity-swap": ["--augment", "typo,entity-swap", "--augment-rate", "0.3"],
+    # augmentation adds 30 % more examples, so more optimizer steps: a normal run with as many
+    # steps separates "more training" from "perturbed training" (its steps are set at run time)
+    "normal, as many steps as augment": ["--max-steps", "{augment_steps}"],
     "augment + fgm": ["--augment", "typo,entity-swap", "--augment-rate", "0.3", "--adversarial", "fgm"],
 }
 NER_FAMILIES = ["typo", "case", "punct", "entity-swap", "entity-novel"]
@@ -71,14 +74,25 @@ def fpb_split() -> Path:
 
 
 def setup_textattack() -> None:
-    """A separate venv: textattack pins older click / importlib-metadata than trustfit's."""
-    import transformers
-
+    """A separate venv for TextAttack 0.3.11: it needs flair, which needs transformers < 5 (trustfit
+    runs 5.x), and pip's resolver backtracks into building old scikit-learn from source when
+    asked for everything at once, so textattack goes in without dependencies and they follow,
+    pinned where needed. TextAttack reads NLTK's English stop words at import (no download
+    here): the venv gets trustfit's list (the same common English list) in their place."""
     if not (TA_VENV / "bin/python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(TA_VENV)], check=True)
     pip = [str(TA_VENV / "bin/python"), "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["torch==2.13.0"], check=True)
-    subprocess.run(pip + ["textattack", f"transformers=={transformers.__version__}"], check=True)
+    subprocess.run(pip + ["--no-deps", "textattack==0.3.11"], check=True)
+    subprocess.run(pip + ["transformers>=4.40,<5", "huggingface-hub<1.0", "datasets<4.5", "flair", "requests", "numpy",
+                          "scipy", "pandas", "tqdm", "nltk", "more-itertools", "lru-dict", "editdistance", "Levenshtein",
+                          "terminaltables", "num2words", "word2number", "lemminflect", "jieba", "pinyin", "click",
+                          "OpenHowNet", "language_tool_python", "bert-score"], check=True)
+    from trustfit.robust.perturb.word_sub import STOP_WORDS
+
+    stop = TA_VENV / "nltk_data/corpora/stopwords/english"
+    stop.parent.mkdir(parents=True, exist_ok=True)
+    stop.write_text("\n".join(sorted(STOP_WORDS)) + "\n")
 
 
 def run_textattack(model: Path, data: Path, limit: int, budget: int) -> dict:
@@ -98,10 +112,11 @@ def pct(x) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1,000 sentences, 1 epoch, 300 dev sentences")
-    ap.add_argument("--train-sentences", type=int, default=3000)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--train-sentences", type=int, default=0, help="first N CoNLL-2003 train sentences (0: all)")
+    ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--dev-limit", type=int, default=None, help="audit only the first N dev sentences")
-    ap.add_argument("--fpb-limit", type=int, default=300, help="FPB dev examples attacked")
+    ap.add_argument("--fpb-limit", type=int, default=100,
+                    help="FPB dev examples attacked (TextAttack takes about 3 s an example here)")
     ap.add_argument("--fpb-epochs", type=int, default=3)
     ap.add_argument("--skip-ner", action="store_true")
     ap.add_argument("--skip-fpb", action="store_true")
@@ -112,27 +127,31 @@ def main() -> None:
         setup_textattack()
         return
     if args.quick:
-        args.train_sentences, args.epochs, args.dev_limit, args.fpb_limit, args.fpb_epochs = 1000, 1, 300, 60, 1
+        args.train_sentences, args.epochs, args.dev_limit, args.fpb_limit, args.fpb_epochs = 1000, 1, 300, 30, 1
     work = RESULTS / "robustness"
     work.mkdir(parents=True, exist_ok=True)
     result: dict = {"settings": vars(args), "ner": {}, "fpb": {}}
-    ner_rows = [["training", "s / epoch", "cost vs normal", "clean F1"] + [f"F1 {f}" for f in NER_FAMILIES]]
+    ner_rows = [["training", "steps", "train s", "s / epoch", "time vs normal", "clean F1"] + [f"F1 {f}" for f in NER_FAMILIES]]
     if not args.skip_ner:
         train_file = slice_conll(DATA / "conll2003/train.txt", work / "train.txt", args.train_sentences)
         dev = DATA / "conll2003/valid.txt"
         for name, extra in NER_CONFIGS.items():
             out = work / ("ner-" + "".join(c if c.isalnum() else "_" for c in name))
             print(f"NER: {name}", file=sys.stderr, flush=True)
+            extra = [x.format(augment_steps=result["ner"].get("augment typo,entity-swap", {}).get("training", {}).get("steps"))
+                     for x in extra]
             t = train(["--train", str(train_file), "--dev", str(dev), "--epochs", str(args.epochs), *extra], out)
             a = audit(out, dev, NER_FAMILIES, args.dev_limit, inventory=train_file)
             result["ner"][name] = {"training": t, "clean": a["clean"]["value"], "examples": a["examples"],
                                    "families": {f: {"perturbed": v["perturbed"], "attack_success_rate": v["attack_success_rate"],
                                                     "constraints": v["constraints"]} for f, v in a["families"].items()}}
-        base = result["ner"]["normal"]["training"]["s_per_epoch"]
+        base = result["ner"]["normal"]["training"]["train_s"]
         for name, r in result["ner"].items():
-            r["cost_vs_normal"] = round(r["training"]["s_per_epoch"] / base, 2)
-            ner_rows.append([name, f"{r['training']['s_per_epoch']:.1f}", f"{r['cost_vs_normal']:.2f}x", pct(r["clean"])]
-                            + [pct(r["families"][f]["perturbed"]["value"]) for f in NER_FAMILIES])
+            t = r["training"]
+            r["cost_vs_normal"] = round(t["train_s"] / base, 2)
+            per_epoch = "–" if "--max-steps" in " ".join(NER_CONFIGS[name]) else f"{t['s_per_epoch']:.1f}"
+            ner_rows.append([name, str(t["steps"]), f"{t['train_s']:.0f}", per_epoch, f"{r['cost_vs_normal']:.2f}x",
+                             pct(r["clean"])] + [pct(r["families"][f]["perturbed"]["value"]) for f in NER_FAMILIES])
         normal = result["ner"]["normal"]
         result["ner_gains_vs_normal"] = {
             name: {"clean": round(100 * (r["clean"] - normal["clean"]), 2),

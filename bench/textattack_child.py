@@ -51,7 +51,9 @@ def main() -> None:
                                     EmbeddingNeighbourSwap(), GreedyWordSwapWIR(wir_method="delete"))
     deepwordbug = DeepWordBugGao2018.build(wrapper)
     deepwordbug.goal_function.query_budget = budget
-    out = {"textattack_version": getattr(textattack, "__version__", None) or "unknown", "examples": len(rows),
+    from importlib.metadata import version
+
+    out = {"textattack_version": version("textattack"), "examples": len(rows),
            "query_budget": budget, "recipes": {}}
     for name, attack in (("word-importance search + trustfit candidates", same_search), ("DeepWordBug", deepwordbug)):
         t0 = time.perf_counter()

@@ -297,6 +297,9 @@ def test_pgd_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_model_dir
     s_res = json.loads((tmp_path / "k/train_summary.json").read_text())
     assert s_res["resumed"] and s_res["steps"] == s_clean["steps"]
     assert s_res["adversarial"]["steps_attacked"] == s_clean["adversarial"]["steps_attacked"]
+    copies = lambda s: {e: (v["copies"], v["per_family"]) for e, v in s["augmentation"]["epochs"].items()}  # noqa: E731
+    assert copies(s_res) == copies(s_clean) and len(copies(s_clean)) == 2
+    assert "lowercases its input" in s_res["augmentation"]["notes"][0]  # case copies are no-ops for this model
 
 
 @pytest.mark.distributed
@@ -329,6 +332,8 @@ def test_ner_audit_files_and_numbers(ner_model, tmp_path):
     assert res["kind"] == "robustness" and res["task"] == "ner" and res["examples"] == 33
     assert (out / "report.md").exists() and (out / "robustness.png").stat().st_size > 1000
     assert {h["name"] for h in res["headline"]} >= {"clean entity F1", "entity F1 under typo"}
+    assert "lowercases its input" in res["families"]["case"]["note"]
+    assert res["families"]["case"]["perturbed"]["drop"] == 0  # an uncased model cannot see case
     sw = res["families"]["entity-swap"]
     assert sw["unchanged_examples"] == 3 and sw["changed_examples"] == 30  # no entity: counted, not dropped
     assert "mentions_per_type" in sw["constraints"] and sw["queries_per_example"] == 1

@@ -103,6 +103,8 @@ def run_robustness_audit(model_dir: str, data: str, out: str | Path, families: S
         family = make_family(name, options, context)
         fam_json[spec] = run.family(spec, family, family_rng(seed, spec), resamples, seed, out if write_examples else None,
                                     quiet)
+        if name == "case" and getattr(run.predictor.tokenizer, "do_lower_case", False):
+            fam_json[spec]["note"] = "the model's tokenizer lowercases its input: changes of case cannot reach the model"
     clean = _ci_of(run.clean_values(), run.statistic, resamples, seed)
     metric = "entity F1" if task == "ner" else "accuracy"
     headline: list[dict[str, Any]] = [{"name": f"clean {metric}", "value": round(clean["value"], 4)}]
@@ -324,7 +326,7 @@ def report_markdown(result: dict[str, Any]) -> str:
               "## Constraints", ""]
     for spec, f in result["families"].items():
         cons = "; ".join(f"{k}: {v}" for k, v in f["constraints"].items())
-        lines.append(f"- **{spec}**: {cons}")
+        lines.append(f"- **{spec}**: {cons}" + (f" ({f['note']})" if f.get("note") else ""))
     if result["task"] == "ner":
         lines += ["", f"Document context during prediction: {result['settings']['ner_context']}."]
     return "\n".join(lines) + "\n"

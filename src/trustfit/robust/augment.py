@@ -26,6 +26,7 @@ class TextAugmentation(Plugin):
         self.base = list(base_features)
         self.built_epoch: int | None = None
         self.stats: dict[int, dict[str, Any]] = {}
+        self.notes: list[str] = []
 
     def copies(self, epoch: int) -> list[Any]:
         """The perturbed examples of `epoch` (deterministic in seed and epoch)."""
@@ -59,7 +60,7 @@ class TextAugmentation(Plugin):
     def summary(self) -> dict[str, Any]:
         return {"families": [f.name for f in self.families], "rate": self.rate, "mode": "added copies",
                 "constraints": {f.name: f.constraints() for f in self.families},
-                "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
+                "epochs": {str(e): s for e, s in sorted(self.stats.items())}, "notes": self.notes}
 
 
 def make_augmentation(cfg, task, tokenizer, max_length: int, base_features: Sequence[Any]) -> TextAugmentation:
@@ -88,4 +89,7 @@ def make_augmentation(cfg, task, tokenizer, max_length: int, base_features: Sequ
         def encode(copies: list[Any]) -> list[Any]:
             return encode_texts(TextCorpus(copies), tokenizer, task.label2id, max_length)[0] if copies else []
     families = [make_family(n, o, context) for n, o in parsed]
-    return TextAugmentation(examples, families, cfg.augment_rate, cfg.seed, encode, base_features)
+    aug = TextAugmentation(examples, families, cfg.augment_rate, cfg.seed, encode, base_features)
+    if any(f.name == "case" for f in families) and getattr(tokenizer, "do_lower_case", False):
+        aug.notes.append("this tokenizer lowercases its input: case copies are the original examples again")
+    return aug
