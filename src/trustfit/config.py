@@ -12,7 +12,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trustfit.errors import ConfigError
+from trustfit.errors import ConfigError, TrustfitError
 
 
 class TrainConfig(BaseModel):
@@ -92,7 +92,7 @@ class TrainConfig(BaseModel):
 
             try:
                 check_families(self.augment, self.task, purpose="augment")
-            except Exception as e:  # noqa: BLE001 - reported as this field's problem
+            except TrustfitError as e:  # reported as this field's problem
                 raise ValueError(f"augment: {e}") from None
         return self
 

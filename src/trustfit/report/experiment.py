@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trustfit.config import TrainConfig, read_structured_file
-from trustfit.errors import ConfigError
+from trustfit.errors import ConfigError, TrustfitError
 
 BUILT_AUDITS = ("robustness", "explain")
 PLANNED_AUDITS = ("fairness", "privacy")
@@ -185,9 +185,7 @@ def load_experiment(path: str | Path) -> Experiment:
 
             try:
                 check_families(robustness.families, cfg.task)
-            except ConfigError as e:
-                problems.append(f"audits.robustness.families: {e}")
-            except Exception as e:  # noqa: BLE001 - a PerturbationError names the family
+            except TrustfitError as e:  # a PerturbationError names the family and the fix
                 problems.append(f"audits.robustness.families: {e}")
     split = exp.split
     if split is not None:

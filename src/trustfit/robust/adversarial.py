@@ -107,8 +107,8 @@ class EmbeddingAdversary(Plugin):
 
     # -- the attack -------------------------------------------------------------------------
     def _loss(self, trainer, model, batch) -> torch.Tensor:
-        with trainer.accelerator.autocast():
-            return trainer.loss_fn(model, batch) if trainer.loss_fn else model(**batch).loss
+        with trainer.accelerator.autocast():  # the unwrapped model of the inner PGD steps needs it too
+            return trainer.compute_loss(batch, model)
 
     def on_backward(self, trainer, batch, loss) -> None:
         if trainer.state.epoch < self.start_epoch or self.captured is None or self.captured.grad is None:

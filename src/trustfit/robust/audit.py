@@ -40,6 +40,11 @@ def entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     return out
 
 
+def exact(counts: np.ndarray) -> np.ndarray:
+    """Per sentence: every gold entity found and nothing else (no false positive or negative)."""
+    return (counts[:, 1] == 0) & (counts[:, 2] == 0)
+
+
 def _f1(counts: np.ndarray) -> np.ndarray:
     """Micro F1 from summed counts; counts [..., n, 3]."""
     tp, fp, fn = (counts[..., k].sum(-1) for k in range(3))
@@ -151,8 +156,7 @@ class _NerRun:
         self.clean_seconds = round(time.perf_counter() - t0, 3)
         gold = [s.tags for s in corpus.sentences]
         self.clean_counts = entity_counts(gold, self.clean_tags)
-        self.clean_right = np.array([set(spans_from_tags(g)) == set(spans_from_tags(p))
-                                     for g, p in zip(gold, self.clean_tags)])
+        self.clean_right = exact(self.clean_counts)
 
     def clean_values(self) -> np.ndarray:
         return self.clean_counts
@@ -192,7 +196,7 @@ class _NerRun:
         seconds = time.perf_counter() - t0
         gold = [s.tags for s in perturbed]
         counts = entity_counts(gold, pred)
-        right = np.array([set(spans_from_tags(g)) == set(spans_from_tags(p)) for g, p in zip(gold, pred)])
+        right = exact(counts)
         attacked = changed & self.clean_right
         per_type = ner_metrics(gold, pred, self.predictor.schema.labels).entity
         if examples_dir is not None:
@@ -232,7 +236,6 @@ class _ClassifyRun:
             corpus = TextCorpus(corpus.examples[:limit], corpus.source)
         self.corpus, self.n = corpus, len(corpus)
         self.gold = np.array([self.predictor.labels.index(e.label) for e in corpus.examples])
-        self.queries = 0
         t0 = time.perf_counter()
         self.clean_pred = self.predict(corpus.examples).argmax(1)
         self.clean_seconds = round(time.perf_counter() - t0, 3)
@@ -241,7 +244,6 @@ class _ClassifyRun:
     def predict(self, examples) -> np.ndarray:
         from trustfit.data.text import TextCorpus
 
-        self.queries += len(examples)
         return self.predictor.predict(TextCorpus(list(examples))).probs
 
     def clean_values(self) -> np.ndarray:
@@ -341,9 +343,13 @@ def plot_robustness(result: dict[str, Any], path: Path) -> None:
 
     fams = list(result["families"])
     clean = [100 * result["families"][f]["clean"] for f in fams]
-    pert = [100 * result["families"][f]["perturbed"]["value"] for f in fams]
-    err = [[100 * (result["families"][f]["perturbed"]["value"] - (result["families"][f]["perturbed"]["ci"] or [result["families"][f]["perturbed"]["value"]] * 2)[0]) for f in fams],
-           [100 * ((result["families"][f]["perturbed"]["ci"] or [result["families"][f]["perturbed"]["value"]] * 2)[1] - result["families"][f]["perturbed"]["value"]) for f in fams]]
+    pert, err = [], [[], []]
+    for f in fams:
+        p = result["families"][f]["perturbed"]
+        lo, hi = p["ci"] or (p["value"], p["value"])
+        pert.append(100 * p["value"])
+        err[0].append(100 * (p["value"] - lo))
+        err[1].append(100 * (hi - p["value"]))
     x = np.arange(len(fams))
     fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(fams) + 1.5), 3.4), dpi=120)
     ax.bar(x - 0.2, clean, 0.4, label="clean", color="#9db4c8")

@@ -133,6 +133,12 @@ class Trainer:
         for e in range(self.state.epoch, len(self.epoch_steps)):
             self.epoch_steps[e] = self.sampler.num_batches(e)
 
+    def compute_loss(self, batch: dict, model=None):
+        """The training loss of `batch` (the task's `loss_fn` or the model's own) through `model`,
+        by default the prepared (possibly distributed) model."""
+        model = self.model if model is None else model
+        return self.loss_fn(model, batch) if self.loss_fn else model(**batch).loss
+
     # -- checkpoints ------------------------------------------------------------------------
     def _trainer_state(self) -> dict[str, Any]:
         plugin_states = {type(p).__name__: p.state_dict() for p in self.plugins if hasattr(p, "state_dict")}
@@ -183,7 +189,7 @@ class Trainer:
         feats = [self.features[i] for i in idx]
         batch = {k: v.to(self.accelerator.device) for k, v in self.collate_fn(feats, self.pad_id).items()}
         self.model.train()
-        loss = self.loss_fn(self.model, batch) if self.loss_fn else self.model(**batch).loss
+        loss = self.compute_loss(batch)
         self.accelerator.backward(loss)
         self.emit("on_backward", batch=batch, loss=loss)
         if self.settings.max_grad_norm > 0:

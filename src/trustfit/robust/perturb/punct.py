@@ -42,9 +42,11 @@ class Punct:
     def _sentence(self, s: Sentence, n: int, rng: np.random.Generator) -> Sentence:
         tokens = list(s.tokens)
         tags = list(s.tags) if s.tags is not None else None
+
+        def tag(i: int) -> str:
+            return tags[i] if tags is not None else "O"
+
         for _ in range(n):
-            def tag(i: int) -> str:
-                return tags[i] if tags is not None else "O"
             droppable = [i for i, w in enumerate(tokens) if PUNCT_RE.match(w) and tag(i) == "O" and len(tokens) > 1]
             # an insertion point i puts the new token before word i: not before an I- tag
             slots = [i for i in range(len(tokens) + 1) if i == len(tokens) or not tag(i).startswith("I-")]

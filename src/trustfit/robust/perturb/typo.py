@@ -30,29 +30,22 @@ def _cased(c: str, like: str) -> str:
 def typo_word(word: str, rng: np.random.Generator, ops: Sequence[str] = OPS) -> str:
     """One typo in `word` by an operation drawn from `ops` among those possible; the first
     letter is kept (people rarely mistype it, and readers rely on it). Unchanged when none applies."""
-    inner = range(1, len(word))
-    possible = []
-    if "swap" in ops and any(word[i] != word[i + 1] and word[i].isalpha() and word[i + 1].isalpha()
-                             for i in range(1, len(word) - 1)):
-        possible.append("swap")
-    if "substitute" in ops and any(keyboard_neighbours(word[i]) for i in inner):
-        possible.append("substitute")
-    if "insert" in ops and any(keyboard_neighbours(word[i]) for i in inner):
-        possible.append("insert")
-    if "delete" in ops and len(word) >= 4:
-        possible.append("delete")
+    swappable = [i for i in range(1, len(word) - 1)
+                 if word[i] != word[i + 1] and word[i].isalpha() and word[i + 1].isalpha()]
+    keyed = [i for i in range(1, len(word)) if keyboard_neighbours(word[i])]
+    # each operation with the positions it may touch (deletion: any but the first letter, 4+ letters)
+    where = {"swap": swappable, "substitute": keyed, "insert": keyed, "delete": [0] if len(word) >= 4 else []}
+    possible = [op for op in OPS if op in ops and where[op]]
     if not possible:
         return word
     op = possible[int(rng.integers(len(possible)))]
     if op == "swap":
-        cand = [i for i in range(1, len(word) - 1) if word[i] != word[i + 1] and word[i].isalpha() and word[i + 1].isalpha()]
-        i = int(rng.choice(cand))
+        i = int(rng.choice(swappable))
         return word[:i] + word[i + 1] + word[i] + word[i + 2:]
     if op == "delete":
         i = int(rng.integers(1, len(word)))
         return word[:i] + word[i + 1:]
-    cand = [i for i in inner if keyboard_neighbours(word[i])]
-    i = int(rng.choice(cand))
+    i = int(rng.choice(keyed))
     n = keyboard_neighbours(word[i])
     c = _cased(n[int(rng.integers(len(n)))], word[i])
     return word[:i] + c + word[i + 1:] if op == "substitute" else word[:i] + c + word[i:]
