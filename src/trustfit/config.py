@@ -71,6 +71,11 @@ class TrainConfig(BaseModel):
     augment: list[str] = Field(default_factory=list, description="perturbation families whose copies are mixed "
                                "into each epoch, e.g. typo,case,entity-swap")
     augment_rate: float = Field(0.3, gt=0, le=1, description="perturbed copies per epoch, as a share of the examples")
+    # fairness: counterfactual data augmentation (identity terms swapped, labels kept)
+    cda: list[str] = Field(default_factory=list, description="identity-term lists swapped during training: gender, "
+                           "names, religion, nationality or a term list file")
+    cda_rate: float = Field(0.5, gt=0, le=1, description="share of the examples with a swappable term that are "
+                            "swapped, freshly each epoch")
     # schedule of evaluation, checkpoints, early stopping
     eval_every: Optional[int] = Field(None, ge=1, description="steps between dev evaluations; default: each epoch")
     checkpoint_every: int = Field(500, ge=1)
@@ -78,7 +83,7 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(64, ge=1)
 
 
-    @field_validator("augment", mode="before")
+    @field_validator("augment", "cda", mode="before")
     @classmethod
     def _split_augment(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -94,6 +99,17 @@ class TrainConfig(BaseModel):
                 check_families(self.augment, self.task, purpose="augment")
             except TrustfitError as e:  # reported as this field's problem
                 raise ValueError(f"augment: {e}") from None
+        if self.cda:
+            from trustfit.fairness.terms import load_term_list
+
+            if self.augment:
+                raise ValueError("cda and augment both rebuild each epoch's data and cannot be combined yet: "
+                                 "choose one")
+            for spec in self.cda:
+                try:
+                    load_term_list(spec)
+                except TrustfitError as e:
+                    raise ValueError(f"cda: {e}") from None
         return self
 
 

@@ -1,7 +1,8 @@
 """Command line: one module per command group (`trustfit COMMAND --help` for each).
 
 train.py: train, evaluate; predict.py: predict, split; apps.py: monitor, route;
-explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind); serve.py: serve;
+explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind); mitigate.py: the `mitigate` group;
+serve.py: serve;
 run.py: run (the experiment pipeline), report (the model card)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from trustfit.cli import train  # noqa: F401,I001
 from trustfit.cli import predict  # noqa: F401
 from trustfit.cli import explain  # noqa: F401
 from trustfit.cli import audit  # noqa: F401
+from trustfit.cli import mitigate  # noqa: F401
 from trustfit.cli import serve  # noqa: F401
 from trustfit.cli import run  # noqa: F401
 from trustfit.cli import apps  # noqa: F401

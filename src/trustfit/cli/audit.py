@@ -86,3 +86,58 @@ def audit_robustness(
     if not quiet:
         typer.echo(report_markdown(result))
     typer.echo(f"robustness audit written to {dest}", err=True)
+
+
+def _split_list(value: Optional[str]) -> list[str]:
+    return [x.strip() for x in (value or "").split(",") if x.strip()]
+
+
+@audit_app.command("fairness")
+def audit_fairness(
+    model: str = typer.Option(..., "--model", help="trained model folder"),
+    data: str = typer.Option(..., "--data", help="labelled CoNLL file (NER) or CSV/TSV/JSONL/FPB file (classify)"),
+    group_column: Optional[list[str]] = typer.Option(None, "--group-column",
+                                                     help="sensitive-attribute column (repeat for intersections)"),
+    group_terms: Optional[str] = typer.Option(None, "--group-terms",
+                                              help="group each example by the terms it mentions: gender,names,... "
+                                                   "or a term list file"),
+    swaps: Optional[str] = typer.Option(None, "--swaps", help="counterfactual swap lists (default "
+                                        "gender,names,religion,nationality; 'none' for none; files allowed)"),
+    templates: bool = typer.Option(False, "--templates", help="also score the project's template suites"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: MODEL/audits/fairness)"),
+    seed: int = typer.Option(0, "--seed"),
+    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for the intervals"),
+    min_group_size: int = typer.Option(30, "--min-group-size", help="no interval for groups smaller than this"),
+    positive_label: Optional[str] = typer.Option(None, "--positive-label",
+                                                 help="classify: label whose probability and rates are compared "
+                                                      "(default: 'positive' if the model has it, else the last label)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="audit only the first N examples"),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
+    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Group metrics with intervals, counterfactual identity swaps and template suites."""
+    from trustfit.auditing import default_audit_dir
+    from trustfit.fairness.audit import report_markdown, run_fairness_audit
+
+    try:
+        if not Path(data).exists():
+            raise TrustfitError(f"{data}: no such file")
+        if resamples < 100:
+            raise TrustfitError("--resamples must be 100 or more for a 95 % interval")
+        if min_group_size < 2:
+            raise TrustfitError("--min-group-size must be 2 or more")
+        dest = out or default_audit_dir(model, "fairness")
+        swap_lists = None if swaps is None else [s for s in _split_list(swaps) if s != "none"]
+        result = run_fairness_audit(model, data, dest, group_columns=group_column or [],
+                                    group_terms=_split_list(group_terms), swaps=swap_lists, templates=templates,
+                                    seed=seed, resamples=resamples, min_group_size=min_group_size,
+                                    positive_label=positive_label, text_column=text_column, format=format,
+                                    limit=limit, quiet=quiet)
+    except TrustfitError as e:
+        fail(e)
+    for note in result["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    if not quiet:
+        typer.echo(report_markdown(result))
+    typer.echo(f"fairness audit written to {dest}", err=True)

@@ -25,11 +25,16 @@ def predict(
     text_column: Optional[str] = typer.Option(None, "--text-column", help="classify: column with the text"),
     top_k: int = typer.Option(3, "--top-k", help="classify: how many labels to list"),
     encoding: str = typer.Option("utf-8", "--encoding"),
+    group: Optional[str] = typer.Option(None, "--group", help="classify: the group of every input, to apply the "
+                                        "model's fairness thresholds (trustfit mitigate thresholds)"),
+    group_column: Optional[str] = typer.Option(None, "--group-column", help="classify, csv/tsv/jsonl input: the "
+                                               "column holding each row's group, for the fairness thresholds"),
 ) -> None:
     """Predict with a trained model: one JSON line per input line/sentence (entities for NER;
     label, probability and top-k labels for classification)."""
     from trustfit.data.conll import read_conll
 
+    groups = None
     try:
         task = model_task(model)
         if task == "classify":
@@ -46,7 +51,10 @@ def predict(
                     raise TrustfitError(f"--format {format} reads a file; give its path instead of -")
                 corpus = read_text_corpus(input, format=format, text_column=text_column or "text",
                                           label_column=None, encoding=encoding)
+            groups = _groups_of(corpus, group, group_column, model) if group or group_column else None
         else:
+            if group or group_column:
+                raise TrustfitError("--group / --group-column apply to classification models only")
             from trustfit.predict.ner import NerPredictor, corpus_from_lines
 
             predictor = NerPredictor.from_dir(model, batch_size=batch_size)
@@ -61,6 +69,11 @@ def predict(
     except TrustfitError as e:
         fail(e)
     pred = predictor.predict(corpus)
+    if task == "classify" and groups is not None:
+        try:
+            pred = _with_group_thresholds(model, pred, corpus, groups)
+        except TrustfitError as e:
+            fail(e)
     sink = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         if task == "classify":
@@ -68,6 +81,8 @@ def predict(
 
             for i, e in enumerate(corpus):
                 rec = {"line": e.line, **classify_record(e.text, pred, i, top_k)}
+                if groups is not None:
+                    rec.update(group=groups[i], label=pred.labels[pred.decided[i]], decided_by="group thresholds")
                 sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
         else:
             from trustfit.predict.ner import ner_record
@@ -77,6 +92,31 @@ def predict(
     finally:
         if output:
             sink.close()
+
+
+def _groups_of(corpus, group: str | None, group_column: str | None, model: str) -> list[str]:
+    if group and group_column:
+        raise TrustfitError("give --group (one group for every input) or --group-column, not both")
+    if group:
+        return [group] * len(corpus)
+    missing = [f"{e.source}:{e.line}" for e in corpus.examples if e.meta.get(group_column) in (None, "")]
+    if missing:
+        raise TrustfitError(f"{len(missing)} rows have no value in column {group_column!r} (first: "
+                            f"{', '.join(missing[:5])})")
+    return [str(e.meta[group_column]) for e in corpus.examples]
+
+
+def _with_group_thresholds(model: str, pred, corpus, groups: list[str]):
+    """The prediction with `decided` labels from the model's fitted group thresholds."""
+    from trustfit.fairness.mitigate import THRESHOLDS_FILE, decide, load_thresholds
+
+    rec = load_thresholds(model)
+    if rec is None:
+        raise TrustfitError(f"{model}: no {THRESHOLDS_FILE}; fit one first: trustfit mitigate thresholds --model "
+                            f"{model} --data DEV --group-column COL")
+    pos = pred.labels.index(rec["positive_label"])
+    pred.decided = decide(rec["rules"], pred.probs, groups, pos, [e.text for e in corpus.examples])
+    return pred
 
 
 @app.command()

@@ -55,6 +55,10 @@ def train(
     augment: Optional[str] = typer.Option(None, "--augment", help="families mixed into each epoch: typo,case,punct,"
                                           "entity-swap,entity-novel"),
     augment_rate: Optional[float] = typer.Option(None, "--augment-rate", help="perturbed copies per epoch, share of examples (0.3)"),
+    cda: Optional[str] = typer.Option(None, "--cda", help="counterfactual augmentation: identity-term lists swapped "
+                                      "each epoch (gender,names,religion,nationality or a term list file)"),
+    cda_rate: Optional[float] = typer.Option(None, "--cda-rate", help="share of examples with a swappable term "
+                                             "that are swapped each epoch (0.5)"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="steps between evaluations (default: epoch)"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     patience: Optional[int] = typer.Option(None, "--patience", help="early stopping patience (evaluations)"),
@@ -77,7 +81,8 @@ def train(
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,
             label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate,
             adversarial=adversarial, adv_epsilon=adv_epsilon, adv_alpha=adv_alpha, adv_steps=adv_steps,
-            adv_start_epoch=adv_start_epoch, adv_module=adv_module, augment=augment, augment_rate=augment_rate))
+            adv_start_epoch=adv_start_epoch, adv_module=adv_module, augment=augment, augment_rate=augment_rate,
+            cda=cda, cda_rate=cda_rate))
         from trustfit.train.tracking import make_tracker
 
         tracker = make_tracker(track, cfg.out, params=cfg.model_dump())

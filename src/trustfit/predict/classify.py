@@ -21,6 +21,7 @@ class ClassifyPrediction:
     probs: np.ndarray  # [n, classes], after temperature
     labels: list[str]
     truncated: int
+    decided: np.ndarray | None = None  # labels chosen by fairness group thresholds, when applied
 
     def top_k(self, i: int, k: int) -> list[tuple[str, float]]:
         order = np.argsort(-self.probs[i])[:k]

@@ -121,6 +121,13 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         augmenter = make_augmentation(cfg, task, tokenizer, max_length, features)
         features = augmenter.features(0)
         plugins.append(augmenter)
+    cda = None
+    if cfg.cda:
+        from trustfit.fairness.mitigate import make_cda
+
+        cda = make_cda(cfg, task, tokenizer, max_length)
+        features = cda.features(0)
+        plugins.append(cda)
     plugins += list(extra_plugins or [])
     settings = LoopSettings(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
@@ -145,6 +152,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         summary["adversarial"] = adversary.summary(state.step, state.train_seconds)
     if augmenter is not None:
         summary["augmentation"] = augmenter.summary()
+    if cda is not None:
+        summary["counterfactual_augmentation"] = cda.summary()
     # the processes must end with identical weights: compare a checksum of every rank's parameters
     checksum = torch.stack([p.detach().double().sum() for p in trainer.unwrapped_model.parameters()]).sum()
     sums = accelerator.gather(checksum.reshape(1).to(device)).cpu().tolist()

@@ -1,0 +1,220 @@
+"""Group metrics and their intervals.
+
+Two views of the same predictions:
+- Fairlearn's `MetricFrame` gives each group's metrics with bootstrap intervals
+  (`by_group_ci`) and the between-group differences and ratios (`difference_ci`, `ratio_ci`);
+- a paired bootstrap here gives each group's gap to the rest of the data (and the gap between
+  two counterfactual versions of the same examples), which is what a flag needs: a group is
+  flagged when that gap's interval excludes zero.
+
+Every metric is a function of per-example counts (correct, predicted positive, true/false
+positives per class or entity type...), so one resampling-weight matrix W [R, n] turns the
+counts into R bootstrap values at once: sums = W @ counts."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+LEVEL = 0.95
+
+
+def resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """[R, n] multinomial resampling counts (each row: one bootstrap sample of the n examples)."""
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+
+
+def interval(samples: np.ndarray, level: float = LEVEL) -> list[float] | None:
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    if len(s) < 2:
+        return None
+    return [float(x) for x in np.quantile(s, [(1 - level) / 2, 1 - (1 - level) / 2])]
+
+
+def excludes_zero(ci: Sequence[float] | None) -> bool:
+    return ci is not None and (ci[0] > 0 or ci[1] < 0)
+
+
+LOWER_IS_BETTER = ("false_positive_rate", "false_negative_rate")
+
+
+def disadvantaged(metric: str, gap_ci: Sequence[float] | None) -> bool:
+    """The group is worse off than the rest beyond doubt: its interval of (group - rest)
+    excludes 0 on the harmful side (below for scores and the positive label's selection rate,
+    which counts the positive label as the favourable outcome; above for error rates). A group
+    that is better off is not flagged: with one group below, every other group is above."""
+    if gap_ci is None:
+        return False
+    return gap_ci[0] > 0 if metric in LOWER_IS_BETTER else gap_ci[1] < 0
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+def _f1(tp, fp, fn):
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+# ---------------------------------------------------------------- count tables per task
+
+class ClassifyCounts:
+    """Per-example counts for accuracy, macro-F1, and selection / false-positive /
+    false-negative rates of one positive label (one-vs-rest for more than two labels)."""
+
+    names = ("accuracy", "macro_f1", "selection_rate", "false_positive_rate", "false_negative_rate")
+
+    def __init__(self, gold: np.ndarray, pred: np.ndarray, n_labels: int, positive: int) -> None:
+        g1, p1 = np.eye(n_labels)[gold], np.eye(n_labels)[pred]
+        pos_t, pos_p = gold == positive, pred == positive
+        self.n_labels = n_labels
+        # columns: correct, pred_pos, true_neg&pred_pos, true_neg, true_pos&pred_neg, true_pos,
+        # then tp, fp, fn per label
+        self.table = np.column_stack([gold == pred, pos_p, ~pos_t & pos_p, ~pos_t, pos_t & ~pos_p, pos_t,
+                                      g1 * p1, (1 - g1) * p1, g1 * (1 - p1)]).astype(np.float64)
+
+    def values(self, sums: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
+        """Metrics from summed counts [..., K] over n examples [...]."""
+        L = self.n_labels
+        tp, fp, fn = sums[..., 6:6 + L], sums[..., 6 + L:6 + 2 * L], sums[..., 6 + 2 * L:6 + 3 * L]
+        with np.errstate(invalid="ignore"):
+            per_class = np.nan_to_num(_f1(tp, fp, fn), nan=0.0)  # as scikit-learn: 0 for an absent class
+            present = (tp + fn + fp) > 0
+            macro = _ratio((per_class * present).sum(-1), present.sum(-1))
+        return {"accuracy": _ratio(sums[..., 0], n), "macro_f1": macro, "selection_rate": _ratio(sums[..., 1], n),
+                "false_positive_rate": _ratio(sums[..., 2], sums[..., 3]),
+                "false_negative_rate": _ratio(sums[..., 4], sums[..., 5])}
+
+
+class NerCounts:
+    """Per-sentence true positives, false positives and false negatives per entity type:
+    precision, recall and F1 per type, and micro F1 over all types."""
+
+    def __init__(self, gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str]) -> None:
+        from trustfit.data.tags import spans_from_tags
+
+        self.types = list(types)
+        self.table = np.zeros((len(gold), 3 * len(self.types)), dtype=np.float64)
+        col = {t: i for i, t in enumerate(self.types)}
+        for i, (g, p) in enumerate(zip(gold, pred)):
+            gs, ps = set(spans_from_tags(g)), set(spans_from_tags(p))
+            for sp in gs & ps:
+                self.table[i, 3 * col[sp.label]] += 1
+            for sp in ps - gs:
+                if sp.label in col:
+                    self.table[i, 3 * col[sp.label] + 1] += 1
+            for sp in gs - ps:
+                self.table[i, 3 * col[sp.label] + 2] += 1
+        self.names = tuple(f"{t}_{m}" for t in self.types for m in ("precision", "recall", "f1")) + ("f1",)
+
+    def values(self, sums: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for k, t in enumerate(self.types):
+            tp, fp, fn = sums[..., 3 * k], sums[..., 3 * k + 1], sums[..., 3 * k + 2]
+            out[f"{t}_precision"], out[f"{t}_recall"], out[f"{t}_f1"] = _ratio(tp, tp + fp), _ratio(tp, tp + fn), _f1(tp, fp, fn)
+        tp, fp, fn = (sums[..., k::3].sum(-1) for k in range(3))
+        out["f1"] = _f1(tp, fp, fn)
+        return out
+
+
+# ---------------------------------------------------------------- group metrics
+
+def group_gaps(counts, groups: np.ndarray, resamples: int, seed: int, min_group_size: int) -> dict[str, Any]:
+    """Per group: n, each metric's value with a bootstrap interval, and the gap to the rest of
+    the data (group - rest) with its interval, flagged when the group is worse off (see
+    `disadvantaged`); groups under `min_group_size` get values only."""
+    n = len(groups)
+    W = resample_weights(n, resamples, seed)
+    total = counts.table.sum(0)
+    out: dict[str, Any] = {}
+    for g in sorted(set(groups.tolist()), key=str):
+        mask = (groups == g).astype(np.float64)
+        size = int(mask.sum())
+        sums_g = counts.table[mask > 0].sum(0)
+        point = counts.values(sums_g, np.float64(size))
+        rest = counts.values(total - sums_g, np.float64(n - size))
+        entry: dict[str, Any] = {"n": size, "metrics": {}}
+        big = size >= min_group_size and n - size >= 1
+        if big:
+            boot_g = counts.values(W @ (counts.table * mask[:, None]), W @ mask)
+            boot_r = counts.values(W @ (counts.table * (1 - mask)[:, None]), W @ (1 - mask))
+        for m in counts.names:
+            value = float(point[m])
+            gap = float(point[m] - rest[m]) if n - size else None
+            item = {"value": None if np.isnan(value) else value,
+                    "gap_to_rest": None if gap is None or np.isnan(gap) else gap}
+            if big:
+                item["ci"], item["gap_ci"] = interval(boot_g[m]), interval(boot_g[m] - boot_r[m])
+                item["flagged"] = disadvantaged(m, item["gap_ci"])
+            out_note = None if big else f"n = {size} is under the minimum group size {min_group_size}: no interval"
+            if out_note:
+                item["note"] = out_note
+            entry["metrics"][m] = item
+        out[str(g)] = entry
+    return out
+
+
+def metric_frame(metric_fns: dict[str, Callable], y_true, y_pred, sensitive, resamples: int, seed: int) -> dict[str, Any]:
+    """Fairlearn's view: by-group values with bootstrap intervals, and between-group
+    differences and ratios with theirs (groups given to it must all be large enough)."""
+    from fairlearn.metrics import MetricFrame
+
+    mf = MetricFrame(metrics=metric_fns, y_true=y_true, y_pred=y_pred, sensitive_features=sensitive,
+                     n_boot=resamples, ci_quantiles=[(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], random_state=seed)
+    lo, hi = mf.by_group_ci
+    diff, (dlo, dhi) = mf.difference(), mf.difference_ci()
+    ratio, (rlo, rhi) = mf.ratio(), mf.ratio_ci()
+
+    def clean(x):
+        x = float(x)
+        return None if np.isnan(x) else x
+
+    by_group = {}
+    for idx in mf.by_group.index:
+        key = " & ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
+        by_group[key] = {m: {"value": clean(mf.by_group.loc[idx, m]), "ci": [clean(lo.loc[idx, m]), clean(hi.loc[idx, m])]}
+                         for m in metric_fns}
+    return {"by_group": by_group,
+            "difference": {m: {"value": clean(diff[m]), "ci": [clean(dlo[m]), clean(dhi[m])]} for m in metric_fns},
+            "ratio": {m: {"value": clean(ratio[m]), "ci": [clean(rlo[m]), clean(rhi[m])]} for m in metric_fns}}
+
+
+def classify_metric_fns(n_labels: int, positive: int) -> dict[str, Callable]:
+    """scikit-learn metrics on label indices, for MetricFrame."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    def rate(mask_fn):
+        def fn(y_true, y_pred):
+            yt, yp = np.asarray(y_true), np.asarray(y_pred)
+            num, den = mask_fn(yt, yp)
+            return float(num.sum() / den.sum()) if den.sum() else float("nan")
+        return fn
+
+    return {"accuracy": accuracy_score,
+            "macro_f1": lambda t, p: f1_score(t, p, labels=sorted(set(np.asarray(t)) | set(np.asarray(p))),
+                                              average="macro", zero_division=0),
+            "selection_rate": rate(lambda t, p: (p == positive, np.ones_like(p, bool))),
+            "false_positive_rate": rate(lambda t, p: ((p == positive) & (t != positive), t != positive)),
+            "false_negative_rate": rate(lambda t, p: ((p != positive) & (t == positive), t == positive))}
+
+
+def ner_metric_fns(counts: NerCounts) -> dict[str, Callable]:
+    """Entity metrics for MetricFrame: y_true holds sentence indices, each metric sums their counts."""
+    def fn(name):
+        return lambda idx, _pred: float(counts.values(counts.table[np.asarray(idx, dtype=int)].sum(0), np.float64(len(idx)))[name])
+    return {m: fn(m) for m in counts.names}
+
+
+# ---------------------------------------------------------------- counterfactual pairs
+
+def paired_versions(values: np.ndarray, resamples: int, seed: int, statistic: Callable[[np.ndarray], np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """`values` [n, G, K] per example, group version and count; returns the statistic of each
+    group [G, ...] and its bootstrap samples [R, G, ...], all from the same resampled examples."""
+    n = values.shape[0]
+    W = resample_weights(n, resamples, seed)
+    sums = np.einsum("rn,ngk->rgk", W, values)
+    return statistic(values.sum(0)), statistic(sums)
