@@ -61,6 +61,12 @@ data = "{extra.get("audit_data", "dev.txt")}"
 n = 4
 methods = ["gxi", "random"]
 
+[audits.fairness]
+data = "dev.txt"
+swaps = ["names"]
+group_terms = ["gender"]
+resamples = 200
+
 [report]
 title = "tiny test model"
 intended_use = "Tests."
@@ -85,7 +91,10 @@ def test_card_files_and_metadata(finished_run):
     md = (run / "card/README.md").read_text()
     assert card["task"] == "ner" and card["dev"]["value"] > 0 and len(card["evaluations"]) == 1
     assert card["audits"]["explain"]["status"] == "done"
-    assert {card["audits"][k]["status"] for k in ("fairness", "privacy")} == {"not evaluated"}
+    assert card["audits"]["privacy"]["status"] == "not evaluated"
+    fair = card["audits"]["fairness"]
+    assert fair["status"] == "done" and fair["swaps"][0]["list"] == "names" and "fairness_fairness" in card["plots"]
+    assert f"| names | data | {fair['swaps'][0]['sentences']} | PER_recall |" in md
     rob = card["audits"]["robustness"]
     assert rob["status"] == "done" and set(rob["families"]) == {"typo", "case", "entity-swap"}
     assert "max_words_per_sentence: 2" in rob["families"]["typo"]["constraints"]
@@ -97,8 +106,7 @@ def test_card_files_and_metadata(finished_run):
     assert results[0]["metrics"][0]["value"] == card["dev"]["value"]
     assert results[1]["metrics"][0]["value"] == card["evaluations"][0]["value"]
     assert "More information needed" not in md and "TODO" not in md and "n/a" not in md.split("## Robustness")[0]
-    for name in ("fairness", "privacy"):
-        assert "Not evaluated." in md.split(f"## {name.capitalize()}")[1].split("##")[0]
+    assert "Not evaluated." in md.split("## Privacy")[1].split("##")[0]
     # every number of card.json's main results is printed in README.md, the same
     for v in [card["dev"]["value"], card["evaluations"][0]["value"]] + [t["f1"] for t in card["dev"]["per_type"].values()]:
         assert f"{v:,.2f}" in md
@@ -124,7 +132,7 @@ def test_rerun_skips_and_changed_input_reruns(finished_run, ner_files):
     r = invoke(["run", exp, "--quiet", "--from", "audit"])
     assert "evaluate: unchanged" in r.output and "audit.explain: running" in r.output and "report: running" in r.output
     r = invoke(["run", exp, "--from", "fairness"])
-    assert r.exit_code == 2 and "stages are train, evaluate, audit.robustness, audit.explain, report" in r.output
+    assert r.exit_code == 2 and "stages are train, evaluate, audit.robustness, audit.explain, audit.fairness, report" in r.output
 
 
 def test_tensorboard_tracking(finished_run):
@@ -162,13 +170,13 @@ train = "{ner_files / "train.txt"}"
 dev = "missing_dev.txt"
 epoch = 2
 calibrate = true
-[audits.fairness]
+[audits.privacy]
 data = "x"
 ''')
     r = invoke(["run", p])
     assert r.exit_code == 2
-    assert "unknown key 'outt'; did you mean 'out'?" in r.output and "audits.fairness: this audit is not built" in r.output
-    p.write_text(p.read_text().replace('outt = "run"\n', "").replace("[audits.fairness]\ndata = \"x\"\n", ""))
+    assert "unknown key 'outt'; did you mean 'out'?" in r.output and "audits.privacy: this audit is not built" in r.output
+    p.write_text(p.read_text().replace('outt = "run"\n', "").replace("[audits.privacy]\ndata = \"x\"\n", ""))
     r = invoke(["run", p])
     assert r.exit_code == 2, r.output
     assert "unknown key 'train.epoch'; did you mean 'epochs'?" in r.output

@@ -134,6 +134,23 @@ def _audit_summary(kind: str, res: dict, folder: Path) -> dict:
                                else _r(100 * v["attack_success_rate"], 1),
                                "constraints": "; ".join(f"{k}: {c}" for k, c in v["constraints"].items())}
                            for f, v in res["families"].items()}
+    if kind == "fairness":
+        out["examples"] = res.get("examples")
+        out["swaps"] = []
+        for where, block in (("data", res.get("counterfactual", {})), ("templates", res.get("templates", {}))):
+            for spec, cf in block.items():
+                if not cf["pairs"]:
+                    continue
+                pair, item = max(cf["pairs"].items(), key=lambda kv: abs(kv[1]["gap"]))
+                out["swaps"].append({"list": spec, "where": where, "sentences": cf["examples"], "metric": cf["metric"],
+                                     "pair": pair, "gap": _r(100 * item["gap"], 2),
+                                     "gap_ci": [_r(100 * x, 2) for x in item["gap_ci"] or []],
+                                     "flip_rate": None if "flip_rate" not in item else _r(100 * item["flip_rate"], 2),
+                                     "flagged_pairs": sum(v["flagged"] for v in cf["pairs"].values()),
+                                     "pairs": len(cf["pairs"])})
+        out["groupings"] = [{"by": key, "groups": len(g["groups"]), "metric": g["main_metric"],
+                             "flagged": sorted({f["group"] for f in g["flagged"]}), "note": g.get("note")}
+                            for key, g in res.get("group_metrics", {}).items()]
     return out
 
 
@@ -183,6 +200,18 @@ def limitations(card: dict) -> list[str]:
             if v["drop"] is not None and v["drop"] >= 2:
                 out.append(f"Under {f} perturbations the {rob['metric']} falls from {v['clean']:.2f} to "
                            f"{v['perturbed']:.2f} ({v['drop']:.2f} points; constraints in the robustness audit).")
+    fair = card["audits"].get("fairness", {})
+    if fair.get("status") == "done":
+        for sw in fair["swaps"]:
+            if sw["flagged_pairs"] and sw["gap"] is not None and abs(sw["gap"]) >= 1:
+                out.append(f"Swapping {sw['list']} terms ({sw['where']}, {sw['sentences']} sentences) changes "
+                           f"{sw['metric']} by {sw['gap']:.2f} points for {sw['pair']} (95 % interval "
+                           f"{sw['gap_ci'][0]:.2f} to {sw['gap_ci'][1]:.2f}); {sw['flagged_pairs']} of {sw['pairs']} "
+                           "group pairs differ beyond doubt.")
+        for g in fair["groupings"]:
+            if g["flagged"]:
+                out.append(f"Grouped by {g['by']}, these groups are worse off than the rest beyond doubt: "
+                           f"{', '.join(g['flagged'])} (details in the fairness audit).")
     for kind, a in card["audits"].items():
         if a["status"] == "not evaluated":
             out.append({"robustness": "Robustness to typos, casing, entity swaps and adversarial edits was not evaluated.",

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from trustfit.config import TrainConfig, read_structured_file
 from trustfit.errors import ConfigError, TrustfitError
 
-BUILT_AUDITS = ("robustness", "explain")
-PLANNED_AUDITS = ("fairness", "privacy")
+BUILT_AUDITS = ("robustness", "explain", "fairness")
+PLANNED_AUDITS = ("privacy",)
 
 
 SPLIT_PREFIX = "split:"  # "split:train", "split:dev", "split:test": files the [split] stage writes
@@ -58,10 +58,25 @@ class RobustnessAuditSection(BaseModel):
     write_examples: bool = False
 
 
+class FairnessAuditSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: str
+    group_columns: list[str] = Field(default_factory=list, description="sensitive-attribute columns (classify)")
+    group_terms: list[str] = Field(default_factory=list, description="group examples by the terms they mention")
+    swaps: Optional[list[str]] = Field(None, description="default: gender, names, religion, nationality")
+    templates: bool = True
+    seed: int = 0
+    resamples: int = Field(1000, ge=100)
+    min_group_size: int = Field(30, ge=2)
+    positive_label: Optional[str] = None
+    limit: Optional[int] = Field(None, ge=1)
+
+
 class AuditsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     robustness: Optional[RobustnessAuditSection] = None
     explain: Optional[ExplainAuditSection] = None
+    fairness: Optional[FairnessAuditSection] = None
 
 
 class ReportSection(BaseModel):
@@ -100,7 +115,8 @@ def split_path(value: Any, run_dir: Path) -> Any:
 
 _SECTIONS: dict[str, type[BaseModel]] = {"": Experiment, "evaluate": EvaluateSection, "split": SplitSection, "audits": AuditsSection,
                                          "audits.explain": ExplainAuditSection,
-                                         "audits.robustness": RobustnessAuditSection, "report": ReportSection,
+                                         "audits.robustness": RobustnessAuditSection,
+                                         "audits.fairness": FairnessAuditSection, "report": ReportSection,
                                          "train": TrainConfig}
 
 
@@ -187,6 +203,24 @@ def load_experiment(path: str | Path) -> Experiment:
                 check_families(robustness.families, cfg.task)
             except TrustfitError as e:  # a PerturbationError names the family and the fix
                 problems.append(f"audits.robustness.families: {e}")
+    fairness = exp.audits.fairness
+    if fairness is not None:
+        from trustfit.fairness.terms import BUILTIN, load_term_list
+
+        def lists(specs):  # built-in names stay, files are relative to the experiment file
+            return None if specs is None else [s if s in BUILTIN else resolve(s, base) for s in specs]
+
+        fairness = fairness.model_copy(update={"data": resolve(fairness.data, base), "swaps": lists(fairness.swaps),
+                                               "group_terms": lists(fairness.group_terms)})
+        checks.append(("audits.fairness.data", fairness.data))
+        for key in ("swaps", "group_terms"):
+            for spec in getattr(fairness, key) or []:
+                try:
+                    load_term_list(spec)
+                except TrustfitError as e:
+                    problems.append(f"audits.fairness.{key}: {e}")
+        if cfg is not None and cfg.task == "ner" and fairness.group_columns:
+            problems.append("audits.fairness.group_columns: a CoNLL file has no group columns; use group_terms")
     split = exp.split
     if split is not None:
         split = split.model_copy(update={"input": resolve(split.input, base)})
@@ -218,4 +252,5 @@ def load_experiment(path: str | Path) -> Experiment:
     if problems:
         raise ConfigError(f"{path}: invalid experiment file:\n  - " + "\n  - ".join(problems))
     return exp.model_copy(update={"train": train, "evaluate": EvaluateSection(files=files), "split": split,
-                                  "audits": AuditsSection(explain=explain, robustness=robustness)})
+                                  "audits": AuditsSection(explain=explain, robustness=robustness,
+                                                          fairness=fairness)})

@@ -24,7 +24,7 @@ def stage_names(exp: Experiment) -> list[str]:
     names = (["split"] if exp.split is not None else []) + ["train"]
     if exp.evaluate.files:
         names.append("evaluate")
-    names += [f"audit.{k}" for k in ("robustness", "explain") if getattr(exp.audits, k) is not None]
+    names += [f"audit.{k}" for k in ("robustness", "explain", "fairness") if getattr(exp.audits, k) is not None]
     return names + ["report"]
 
 
@@ -189,6 +189,18 @@ class Pipeline:
             if tracker is not None:
                 tracker.log_summary({f"audit/robustness/{f}/perturbed": v["perturbed"]["value"]
                                      for f, v in res["families"].items()})
+            return {"headline": res["headline"]}
+        if kind == "fairness":
+            from trustfit.fairness.audit import run_fairness_audit
+
+            res = run_fairness_audit(str(self.model_dir), split_path(section.data, self.run_dir),
+                                     self.model_dir / "audits" / "fairness", group_columns=section.group_columns,
+                                     group_terms=section.group_terms, swaps=section.swaps, templates=section.templates,
+                                     seed=section.seed, resamples=section.resamples,
+                                     min_group_size=section.min_group_size, positive_label=section.positive_label,
+                                     limit=section.limit, quiet=self.quiet)
+            if tracker is not None:
+                tracker.log_summary({f"audit/fairness/{h['name']}": h["value"] for h in res["headline"]})
             return {"headline": res["headline"]}
         raise ConfigError(f"audit {kind!r} is not built")
 
