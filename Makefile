@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness
 
 setup:
 	bash scripts/setup.sh
@@ -47,5 +47,8 @@ bench-robustness: setup
 	$(PY) bench/robustness.py --textattack
 
 # The HTTP server under load (needs Debian's wrk for the closed-loop client; a model from make demo).
+bench-fairness: setup
+	$(PY) bench/fairness.py
+
 bench-serve: setup
 	$(PY) bench/serve_load.py --model $(RUN)/model

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,14 +20,14 @@ import numpy as np
 
 from trustfit.errors import TrustfitError
 from trustfit.fairness.swaps import example_slots, make_swapper, random_counterfactual
-from trustfit.train.plugins import Plugin
+from trustfit.train.plugins import EpochData
 
 THRESHOLDS_FILE = "fairness_thresholds.json"
 CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity", "false_positive_rate_parity",
                "false_negative_rate_parity", "true_negative_rate_parity")
 
 
-class CounterfactualAugmentation(Plugin):
+class CounterfactualAugmentation(EpochData):
     """Replaces `rate` x the eligible examples by counterfactual versions each epoch."""
 
     def __init__(self, examples: Sequence[Any], lists: Sequence[str], rate: float, seed: int,
@@ -39,7 +38,6 @@ class CounterfactualAugmentation(Plugin):
         # per example: the lists that find something to swap in it
         self.applicable = [[k for k, sw in enumerate(self.swappers) if example_slots(e, sw)] for e in self.examples]
         self.eligible = [i for i, a in enumerate(self.applicable) if a]
-        self.built_epoch: int | None = None
         self.stats: dict[int, dict[str, Any]] = {}
 
     def epoch_examples(self, epoch: int) -> list[Any]:
@@ -60,16 +58,8 @@ class CounterfactualAugmentation(Plugin):
         self.stats[epoch] = {"swapped_examples": len(chosen), "swaps_per_list": per_list}
         return out
 
-    def features(self, epoch: int) -> list[Any]:
-        t0 = time.perf_counter()
-        feats = self.encode(self.epoch_examples(epoch))
-        self.stats[epoch]["seconds"] = round(time.perf_counter() - t0, 3)
-        self.built_epoch = epoch
-        return feats
-
-    def on_epoch_start(self, trainer) -> None:
-        if self.built_epoch != trainer.state.epoch:
-            trainer.set_features(self.features(trainer.state.epoch))
+    def build(self, epoch: int) -> list[Any]:
+        return self.encode(self.epoch_examples(epoch))
 
     def summary(self) -> dict[str, Any]:
         return {"lists": self.lists, "rate": self.rate, "mode": "swapped in place (labels kept)",

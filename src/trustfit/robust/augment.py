@@ -7,16 +7,15 @@ Copies are drawn per epoch from a generator seeded by (seed, epoch), so every pr
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from trustfit.robust.perturb import Perturbation, is_changed
-from trustfit.train.plugins import Plugin
+from trustfit.train.plugins import EpochData
 
 
-class TextAugmentation(Plugin):
+class TextAugmentation(EpochData):
     """Adds `rate` x len(examples) perturbed copies to each epoch (families drawn uniformly)."""
 
     def __init__(self, examples: Sequence[Any], families: Sequence[Perturbation], rate: float, seed: int,
@@ -24,7 +23,6 @@ class TextAugmentation(Plugin):
         self.examples, self.families, self.rate, self.seed = list(examples), list(families), float(rate), int(seed)
         self.encode = encode
         self.base = list(base_features)
-        self.built_epoch: int | None = None
         self.stats: dict[int, dict[str, Any]] = {}
         self.notes: list[str] = []
 
@@ -45,17 +43,9 @@ class TextAugmentation(Plugin):
         self.stats[epoch] = {"copies": len(out), "per_family": per_family, "unchanged_skipped": unchanged}
         return out
 
-    def features(self, epoch: int) -> list[Any]:
+    def build(self, epoch: int) -> list[Any]:
         """Clean features followed by the encoded copies of `epoch`."""
-        t0 = time.perf_counter()
-        feats = self.base + self.encode(self.copies(epoch))
-        self.stats[epoch]["seconds"] = round(time.perf_counter() - t0, 3)
-        self.built_epoch = epoch
-        return feats
-
-    def on_epoch_start(self, trainer) -> None:
-        if self.built_epoch != trainer.state.epoch:
-            trainer.set_features(self.features(trainer.state.epoch))
+        return self.base + self.encode(self.copies(epoch))
 
     def summary(self) -> dict[str, Any]:
         return {"families": [f.name for f in self.families], "rate": self.rate, "mode": "added copies",

@@ -22,6 +22,28 @@ class Plugin:
     def on_train_end(self, trainer) -> None: ...
 
 
+class EpochData(Plugin):
+    """Base of plugins that rebuild the training features at the start of each epoch
+    (augmentation): subclasses implement `build(epoch)` deterministically in (seed, epoch), so a
+    resumed or 2-process run builds the same data, and record what they did in `stats[epoch]`."""
+
+    built_epoch: int | None = None
+
+    def build(self, epoch: int) -> list[Any]:
+        raise NotImplementedError
+
+    def features(self, epoch: int) -> list[Any]:
+        t0 = time.perf_counter()
+        feats = self.build(epoch)
+        self.stats.setdefault(epoch, {})["seconds"] = round(time.perf_counter() - t0, 3)
+        self.built_epoch = epoch
+        return feats
+
+    def on_epoch_start(self, trainer) -> None:
+        if self.built_epoch != trainer.state.epoch:
+            trainer.set_features(self.features(trainer.state.epoch))
+
+
 class ProgressBar(Plugin):
     """A tqdm bar over optimizer steps with loss, words/s and the last dev F1."""
 
