@@ -66,10 +66,12 @@ def run_fairness_audit(model_dir: str, data: str, out: str | Path, group_columns
     swaps = list(DEFAULT_SWAPS if swaps is None else swaps)
     swappers = {sw.name: sw for sw in map(make_swapper, swaps)}  # keyed by list name (a file's stem)
     term_groupers = {sw.name: sw for sw in map(make_swapper, group_terms)}
-    run = (_NerRun if task == "ner" else _ClassifyRun)(model_dir, data, meta, batch_size=batch_size,
+    run = (NerData if task == "ner" else ClassifyData)(model_dir, data, meta, batch_size=batch_size,
                                                         text_column=text_column, format=format, limit=limit,
                                                         positive_label=positive_label)
     notes: list[str] = []
+    stages = len(group_columns) + len(term_groupers) + len(swappers) * (2 if templates else 1)
+    bar = _progress(stages, quiet)
     # ---- group metrics
     sources: dict[str, np.ndarray] = {}
     for col in group_columns:
@@ -78,7 +80,9 @@ def run_fairness_audit(model_dir: str, data: str, out: str | Path, group_columns
         sources[f"terms:{name}"] = np.array([example_group(e, sw) for e in run.examples], dtype=object)
     group_json: dict[str, Any] = {}
     for key, groups in sources.items():
+        bar.set_description(f"groups by {key}")
         group_json[key] = run.group_metrics(groups, resamples, seed, min_group_size)
+        bar.update(1)
     if len(sources) > 1:
         key = " & ".join(sources)
         inter = np.array([" & ".join(str(v[i]) for v in sources.values()) for i in range(run.n)], dtype=object)
@@ -86,7 +90,9 @@ def run_fairness_audit(model_dir: str, data: str, out: str | Path, group_columns
     # ---- counterfactual swaps on the data, and template suites
     cf_json: dict[str, Any] = {}
     for spec, sw in swappers.items():
-        res = run.counterfactual(spec, sw, run.examples, resamples, seed, quiet)
+        bar.set_description(f"{spec} swaps")
+        res = run.counterfactual(spec, sw, run.examples, resamples, seed)
+        bar.update(1)
         if res is None:
             notes.append(f"{spec}: no example of {data} has a term of this list ({run.slot_word}): nothing to swap")
         else:
@@ -94,11 +100,14 @@ def run_fairness_audit(model_dir: str, data: str, out: str | Path, group_columns
     tpl_json: dict[str, Any] = {}
     if templates:
         for spec, sw in swappers.items():
+            bar.set_description(f"{spec} templates")
+            bar.update(1)
             base = run.template_suite(sw)
             if not base:
                 notes.append(f"{spec}: no template suite for this list and task")
                 continue
-            tpl_json[spec] = run.counterfactual(spec, sw, base, resamples, seed, quiet)
+            tpl_json[spec] = run.counterfactual(spec, sw, base, resamples, seed)
+    bar.close()
     if not group_json and not cf_json and not tpl_json:
         raise FairnessError("nothing could be audited: " + "; ".join(notes or ["no group column, term grouping, swap "
                             "list or template suite was asked for"]) + ". Give --group-column COL (a sensitive "
@@ -119,8 +128,9 @@ def run_fairness_audit(model_dir: str, data: str, out: str | Path, group_columns
     return result
 
 
-class _Run:
-    """What both tasks share: group metrics from a count table, pair statistics."""
+class AuditData:
+    """A labelled file and the model's predictions on it, with what both tasks share: group
+    metrics from a count table and pair statistics. Subclasses read the task's format."""
 
     counts: Any
     n: int
@@ -159,7 +169,9 @@ class _Run:
         return out
 
 
-class _ClassifyRun(_Run):
+class ClassifyData(AuditData):
+    """Classification: gold labels, probabilities, predictions and the positive label."""
+
     slot_word = "term or listed first name"
     main_metric = "accuracy"
 
@@ -218,7 +230,7 @@ class _ClassifyRun(_Run):
 
         return sentiment_suite(sw)
 
-    def counterfactual(self, spec: str, sw, examples, resamples: int, seed: int, quiet: bool) -> dict[str, Any] | None:
+    def counterfactual(self, spec: str, sw, examples, resamples: int, seed: int) -> dict[str, Any] | None:
         base = [e for e in examples if example_slots(e, sw)]
         if not base:
             return None
@@ -237,7 +249,9 @@ class _ClassifyRun(_Run):
                 "samples": examples_json}
 
 
-class _NerRun(_Run):
+class NerData(AuditData):
+    """NER: gold and predicted IOB2 tags of each sentence, predicted one sentence at a time."""
+
     slot_word = "term, or a PER entity for names"
     main_metric = "f1"
 
@@ -281,7 +295,7 @@ class _NerRun(_Run):
 
         return ner_suite(sw)
 
-    def counterfactual(self, spec: str, sw, examples, resamples: int, seed: int, quiet: bool) -> dict[str, Any] | None:
+    def counterfactual(self, spec: str, sw, examples, resamples: int, seed: int) -> dict[str, Any] | None:
         base = [s for s in examples if example_slots(s, sw)]
         if not base:
             return None
@@ -307,6 +321,12 @@ class _NerRun(_Run):
             pairs[f"{names[a]} vs {names[b]}"] = item
         samples = [{"versions": {g: " ".join(v.tokens) for g, v in zip(sw.groups, row)}} for row in versions[:5]]
         return {"examples": n, "metric": metric, "groups": groups, "pairs": pairs, "samples": samples}
+
+
+def _progress(total: int, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="stage", disable=quiet, leave=False, dynamic_ncols=True)
 
 
 def _num(x) -> float | None:

@@ -206,13 +206,13 @@ def fit_group_thresholds(model_dir: str, data: str, group_column: str, constrain
                          format: str = "auto", batch_size: int = 64) -> dict[str, Any]:
     """Fit per-group thresholds on `data`, store them with the model, and report accuracy and
     group rates before vs after on `eval_data` (default: `data` itself, said so)."""
-    from trustfit.fairness.audit import _ClassifyRun
+    from trustfit.fairness.audit import ClassifyData
     from trustfit.models.backbone import model_task, read_meta, resolve_model_source
 
     if model_task(model_dir) != "classify":
         raise TrustfitError("group thresholds apply to classification models (a score per text); this model does NER")
     meta = read_meta(resolve_model_source(model_dir))
-    fit = _ClassifyRun(model_dir, data, meta, batch_size, text_column, format, None, positive_label)
+    fit = ClassifyData(model_dir, data, meta, batch_size, text_column, format, None, positive_label)
     groups = fit.column(group_column)
     small = {g: int((groups == g).sum()) for g in set(groups.tolist()) if (groups == g).sum() < 10}
     if small:
@@ -225,7 +225,7 @@ def fit_group_thresholds(model_dir: str, data: str, group_column: str, constrain
               "constraint": constraint, "objective": "accuracy_score", "positive_label": fit.positive,
               "group_column": group_column, "fitted_on": {"path": str(data), "rows": fit.n}, "rules": rules,
               "randomised": "between two thresholds a group's decision is a draw; trustfit seeds it by the text"}
-    ev = fit if eval_data is None else _ClassifyRun(model_dir, eval_data, meta, batch_size, text_column, format, None,
+    ev = fit if eval_data is None else ClassifyData(model_dir, eval_data, meta, batch_size, text_column, format, None,
                                                     fit.positive)
     ev_groups = groups if eval_data is None else ev.column(group_column)
     after = decide(rules, ev.probs, ev_groups, ev.pos, [e.text for e in ev.examples])
