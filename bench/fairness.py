@@ -67,6 +67,28 @@ def sst2_split(quick: bool) -> Path:
     return d
 
 
+def split_names(out: Path) -> tuple[Path, Path]:
+    """The packaged names list cut in two halves (every other name of each group, gender and
+    part): CDA trains with half A, the audit asks with half B, so the gain is measured on names
+    the augmentation never showed the model."""
+    from trustfit.fairness.terms import TERMS_DIR
+
+    lines = (TERMS_DIR / "names.txt").read_text().splitlines()
+    head = [x for x in lines if x.startswith("#")]
+    seen: dict[tuple, int] = {}
+    halves: tuple[list, list] = ([], [])
+    for x in lines:
+        if x.startswith("#") or not x.strip():
+            continue
+        key = tuple(f.strip() for f in x.split("|")[:3])
+        halves[seen.get(key, 0) % 2].append(x)
+        seen[key] = seen.get(key, 0) + 1
+    paths = (out / "names_half_a.txt", out / "names_half_b.txt")
+    for p, half in zip(paths, halves):
+        p.write_text("\n".join(head + half) + "\n")
+    return paths
+
+
 def head_jsonl(src: Path, dst: Path, n: int) -> Path:
     lines = src.read_text(encoding="utf-8").splitlines(keepends=True)[:n]
     dst.write_text("".join(lines), encoding="utf-8")
@@ -80,6 +102,8 @@ def main() -> None:
     ap.add_argument("--skip-ner", action="store_true")
     ap.add_argument("--skip-sst2", action="store_true")
     ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--heldout-names", action="store_true", help="NER: also CDA with half of the names, audited "
+                    "with the other half")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -107,6 +131,19 @@ def main() -> None:
                 rows.append([f"CoNLL NER, names on {where} ({cf['examples']} sent.)", name, f"F1 {pct(tr['dev']['entity']['micro']['f1'])}",
                              str(tr["train_s"]), f"PER recall, {pair}", f"{pct(item['gap'])} ({ci(item['gap_ci'])})",
                              "–", groups])
+        if a.heldout_names:
+            half_a, half_b = split_names(OUT)
+            for name, extra in (("normal", []), ("cda names half A 0.5", ["--cda", str(half_a), "--cda-rate", "0.5"])):
+                model = OUT / ("ner_normal" if name == "normal" else "ner_cda_half")
+                tr = train(base + extra, model, a.reuse or name == "normal")
+                res = audit(model, dev_f, ["--swaps", str(half_b)] + boot)
+                cf = res["counterfactual"]["names_half_b"]
+                result["ner"][f"{name}, audited with names half B"] = {"train": tr, "audit": cf}
+                pair, item = largest(cf)
+                groups = "; ".join(f"{g} {pct(v['value'], 1)} ({ci(v['ci'])})" for g, v in cf["groups"].items())
+                rows.append([f"CoNLL NER, held-out names (half B) on dev ({cf['examples']} sent.)", name,
+                             f"F1 {pct(tr['dev']['entity']['micro']['f1'])}", str(tr["train_s"]), f"PER recall, {pair}",
+                             f"{pct(item['gap'])} ({ci(item['gap_ci'])})", "–", groups])
     if not a.skip_sst2:
         d = sst2_split(a.quick)
         n_train = 4000 if a.quick else 30000
@@ -129,6 +166,13 @@ def main() -> None:
                                  f"acc {pct(tr['dev']['accuracy'])}", str(tr["train_s"]),
                                  f"P(positive), {gpair}", f"{pct(gitem['gap'])} ({ci(gitem['gap_ci'])})",
                                  f"{pct(item['flip_rate'])} ({pair})", groups])
+                    for pol, sub in cf.get("by_polarity", {}).items():
+                        gpair, gitem = largest(sub)
+                        pair, item = largest(sub, "flip_rate")
+                        groups = "; ".join(f"{g} {pct(v, 1)}" for g, v in sub["mean_score"].items())
+                        rows.append([f"SST-2, {spec} on templates, {pol} words ({sub['examples']} sent.)", name,
+                                     "", "", f"P(positive), {gpair}", f"{pct(gitem['gap'])} ({ci(gitem['gap_ci'])})",
+                                     f"{pct(item['flip_rate'])} ({pair})", groups])
     result["seconds"] = round(time.perf_counter() - t0, 1)
     write_results("fairness_quick" if a.quick else "fairness", result, rows)
 

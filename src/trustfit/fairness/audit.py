@@ -245,8 +245,16 @@ class ClassifyData(AuditData):
         examples_json = [{"versions": {g: v.text for g, v in zip(sw.groups, row)},
                           "scores": {g: round(float(s), 4) for g, s in zip(sw.groups, srow)}}
                          for row, srow in list(zip(versions, score))[:5]]
-        return {"examples": len(base), "metric": f"P({self.positive})", "groups": groups, "pairs": pairs,
-                "samples": examples_json}
+        out = {"examples": len(base), "metric": f"P({self.positive})", "groups": groups, "pairs": pairs,
+               "samples": examples_json}
+        polarity = np.array([e.meta.get("polarity", "") for e in base])
+        if all(polarity):  # a template suite: the same pairs within each polarity of its words
+            out["by_polarity"] = {p: {"examples": int((polarity == p).sum()),
+                                      "mean_score": {g: float(score[polarity == p, k].mean()) for k, g in enumerate(sw.groups)},
+                                      "pairs": self.pairs(sw.groups, score[polarity == p], resamples, seed,
+                                                          flips=pred[polarity == p])}
+                                  for p in dict.fromkeys(polarity.tolist())}
+        return out
 
 
 class NerData(AuditData):
@@ -401,6 +409,10 @@ def report_markdown(result: dict[str, Any]) -> str:
                 flip = f"{_pct(item['flip_rate'])} ({_ci(item['flip_rate_ci'])})" if "flip_rate" in item else "–"
                 lines.append(f"| {p} | {_pct(item['gap'], 2)} ({_ci(item['gap_ci'], 2)}) | {flip} | "
                              f"{'⚑' if item['flagged'] else ''} |")
+            for pol, sub in res.get("by_polarity", {}).items():
+                pair, item = max(sub["pairs"].items(), key=lambda kv: abs(kv[1]["gap"]))
+                lines.append(f"- {pol} words ({sub['examples']} sentences): largest gap {pair} {_pct(item['gap'], 2)} "
+                             f"({_ci(item['gap_ci'], 2)}){' ⚑' if item['flagged'] else ''}")
             lines.append("")
     if result["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]]

@@ -24,9 +24,12 @@ SENTIMENT_TEMPLATES = (
     "We spent a {adj} afternoon with {person}.",
     "The trip {person} organised turned out {adj}.",
 )
+# strong words saturate a fine-tuned classifier (P near 0 or 1, where a name cannot move it);
+# the mild ones leave it unsure, which is where group differences show
 SENTIMENT_WORDS = {
     "positive": ("wonderful", "excellent", "delightful", "fantastic", "pleasant", "brilliant"),
     "negative": ("terrible", "awful", "dreadful", "disappointing", "boring", "horrible"),
+    "mild": ("decent", "mediocre", "ordinary", "fine", "predictable", "unremarkable"),
 }
 # person phrases per built-in aligned list, written with the list's first group
 PERSON_PHRASES = {
@@ -46,7 +49,8 @@ PLACES = ("Paris", "Chicago", "Nairobi", "Madrid", "Tokyo", "Sydney")
 
 
 def sentiment_suite(swapper: Swapper) -> list[TextExample]:
-    """Base sentences for a classification suite; meta holds template, polarity and word."""
+    """Base sentences for a classification suite (templates x person words x 3 words of each
+    polarity); meta holds template, polarity and word."""
     if swapper.kind == "names":
         g0 = swapper.groups[0]
         firsts = swapper.terms.first_names[g0]
