@@ -11,7 +11,7 @@ setup:
 	bash scripts/setup.sh
 
 # The quick CoNLL-2003 experiment (examples/conll2003-quick.toml): fine-tune the packaged
-# all-MiniLM-L6-v2 for 1 epoch, evaluate on valid, audit its robustness and explanations, write the model card
+# all-MiniLM-L6-v2 for 1 epoch, evaluate on valid, audit its robustness, explanations and fairness, write the model card
 # ($(RUN)/card/card.html, README.md, card.json); then one prediction with the saved model.
 demo: setup
 	.venv/bin/trustfit run examples/conll2003-quick.toml --out $(RUN)
@@ -48,7 +48,7 @@ bench-robustness: setup
 
 # The HTTP server under load (needs Debian's wrk for the closed-loop client; a model from make demo).
 bench-fairness: setup
-	$(PY) bench/fairness.py
+	$(PY) bench/fairness.py --heldout-names
 
 bench-serve: setup
 	$(PY) bench/serve_load.py --model $(RUN)/model

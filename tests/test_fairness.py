@@ -177,7 +177,8 @@ def test_group_metrics_match_sklearn_and_fairlearn():
     groups = np.array(["a"] * 150 + ["b"] * 200 + ["c"] * 50, dtype=object)
     counts = ClassifyCounts(gold, pred, 3, positive=2)
     gaps = group_gaps(counts, groups, 200, 0, min_group_size=60)
-    mf = metric_frame(classify_metric_fns(3, 2), gold[:350], pred[:350], groups[:350].astype(str), 100, 0)
+    mf = metric_frame(classify_metric_fns(3, 2), gold[:350], pred[:350], groups[:350].astype(str),
+                      counts.subset(np.arange(400) < 350), 200, 0)
     for g in ("a", "b"):
         m = groups == g
         assert gaps[g]["metrics"]["accuracy"]["value"] == pytest.approx(accuracy_score(gold[m], pred[m]))
@@ -185,7 +186,13 @@ def test_group_metrics_match_sklearn_and_fairlearn():
         fpr = ((pred[m] == 2) & (gold[m] != 2)).sum() / (gold[m] != 2).sum()
         assert gaps[g]["metrics"]["false_positive_rate"]["value"] == pytest.approx(fpr)
         for k in counts.names:
-            assert mf["by_group"][g][k]["value"] == pytest.approx(gaps[g]["metrics"][k]["value"])
+            assert mf["by_group"][g][k] == pytest.approx(gaps[g]["metrics"][k]["value"])
+    for k in counts.names:  # Fairlearn's difference and ratio, and an interval around each
+        a, b = gaps["a"]["metrics"][k]["value"], gaps["b"]["metrics"][k]["value"]
+        assert mf["difference"][k]["value"] == pytest.approx(abs(a - b))
+        assert mf["ratio"][k]["value"] == pytest.approx(min(a, b) / max(a, b))
+        lo, hi = mf["difference"][k]["ci"]
+        assert lo <= abs(a - b) <= hi
     assert "minimum group size 60" in gaps["c"]["metrics"]["accuracy"]["note"]
     assert "ci" not in gaps["c"]["metrics"]["accuracy"]
 

@@ -5,7 +5,8 @@ real sentences, and self-generated template suites, for classification and NER.
   a sentence mentions) accuracy, macro-F1, selection rate, false-positive and false-negative
   rates of one positive label (classification) or entity precision / recall / F1 per type
   (NER), each with a seeded bootstrap interval and its gap to the rest of the data; Fairlearn's
-  MetricFrame for the by-group intervals and the between-group differences and ratios; the
+  MetricFrame for the between-group differences and ratios (with intervals from the same
+  resampling); the
   intersection of two or more attributes as groups of their own. Groups smaller than
   `min_group_size` get their values and a note, never an interval.
 - Counterfactual swaps: every sentence with a swappable term (or, for NER, a person) is
@@ -219,7 +220,7 @@ class ClassifyData(AuditData):
 
     def metric_frame(self, keep: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
         return metric_frame(classify_metric_fns(len(self.predictor.labels), self.pos), self.gold[keep], self.pred[keep],
-                            groups, resamples, seed)
+                            groups, self.counts.subset(keep), resamples, seed)
 
     def overall(self) -> dict[str, Any]:
         v = self.counts.values(self.counts.table.sum(0), np.float64(self.n))
@@ -292,7 +293,7 @@ class NerData(AuditData):
 
     def metric_frame(self, keep: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
         idx = np.flatnonzero(keep)
-        return metric_frame(ner_metric_fns(self.counts), idx, idx, groups, resamples, seed)
+        return metric_frame(ner_metric_fns(self.counts), idx, idx, groups, self.counts.subset(keep), resamples, seed)
 
     def overall(self) -> dict[str, Any]:
         v = self.counts.values(self.counts.table.sum(0), np.float64(self.n))

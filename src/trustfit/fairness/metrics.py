@@ -1,11 +1,11 @@
 """Group metrics and their intervals.
 
 Two views of the same predictions:
-- Fairlearn's `MetricFrame` gives each group's metrics with bootstrap intervals
-  (`by_group_ci`) and the between-group differences and ratios (`difference_ci`, `ratio_ci`);
-- a paired bootstrap here gives each group's gap to the rest of the data (and the gap between
-  two counterfactual versions of the same examples), which is what a flag needs: a group is
-  flagged when that gap's interval excludes zero.
+- Fairlearn's `MetricFrame` gives each group's metrics and the between-group differences and
+  ratios (`difference()`, `ratio()`);
+- a paired bootstrap here gives the intervals: each group's value and its gap to the rest of the
+  data (what a flag needs: a group is flagged when it is worse off beyond doubt), and around
+  MetricFrame's difference and ratio.
 
 Every metric is a function of per-example counts (correct, predicted positive, true/false
 positives per class or entity type...), so one resampling-weight matrix W [R, n] turns the
@@ -61,7 +61,19 @@ def _f1(tp, fp, fn):
 
 # ---------------------------------------------------------------- count tables per task
 
-class ClassifyCounts:
+class _Counts:
+    table: np.ndarray
+
+    def subset(self, keep: np.ndarray):
+        """The same counts for the examples where `keep` is true."""
+        import copy
+
+        out = copy.copy(self)
+        out.table = self.table[keep]
+        return out
+
+
+class ClassifyCounts(_Counts):
     """Per-example counts for accuracy, macro-F1, and selection / false-positive /
     false-negative rates of one positive label (one-vs-rest for more than two labels)."""
 
@@ -89,7 +101,7 @@ class ClassifyCounts:
                 "false_negative_rate": _ratio(sums[..., 4], sums[..., 5])}
 
 
-class NerCounts:
+class NerCounts(_Counts):
     """Per-sentence true positives, false positives and false negatives per entity type:
     precision, recall and F1 per type, and micro F1 over all types."""
 
@@ -157,29 +169,41 @@ def group_gaps(counts, groups: np.ndarray, resamples: int, seed: int, min_group_
     return out
 
 
-def metric_frame(metric_fns: dict[str, Callable], y_true, y_pred, sensitive, resamples: int, seed: int) -> dict[str, Any]:
-    """Fairlearn's view: by-group values with bootstrap intervals, and between-group
-    differences and ratios with theirs (groups given to it must all be large enough)."""
+def metric_frame(metric_fns: dict[str, Callable], y_true, y_pred, sensitive, counts, resamples: int,
+                 seed: int) -> dict[str, Any]:
+    """Fairlearn's view: by-group values and the between-group difference (max - min) and ratio
+    (min / max) of each metric, from `MetricFrame`. Their intervals come from resampling the
+    per-example counts here (the same statistic; Fairlearn's own `n_boot` recomputes every metric
+    through pandas, 0.24 s a resample on CoNLL-2003 dev: four minutes for 1,000)."""
     from fairlearn.metrics import MetricFrame
 
-    mf = MetricFrame(metrics=metric_fns, y_true=y_true, y_pred=y_pred, sensitive_features=sensitive,
-                     n_boot=resamples, ci_quantiles=[(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], random_state=seed)
-    lo, hi = mf.by_group_ci
-    diff, (dlo, dhi) = mf.difference(), mf.difference_ci()
-    ratio, (rlo, rhi) = mf.ratio(), mf.ratio_ci()
-
-    def clean(x):
-        x = float(x)
-        return None if np.isnan(x) else x
-
-    by_group = {}
+    mf = MetricFrame(metrics=metric_fns, y_true=y_true, y_pred=y_pred, sensitive_features=sensitive)
+    diff, ratio = mf.difference(), mf.ratio()
+    groups = np.asarray(sensitive, dtype=object)
+    levels = sorted(set(groups.tolist()), key=str)
+    W = resample_weights(len(groups), resamples, seed)
+    boot = []  # per group: metric -> [R] values
+    for g in levels:
+        mask = (groups == g).astype(np.float64)
+        boot.append(counts.values(W @ (counts.table * mask[:, None]), W @ mask))
+    out = {"by_group": {}, "difference": {}, "ratio": {}, "intervals": "bootstrap of per-example counts, "
+           f"{resamples} resamples"}
     for idx in mf.by_group.index:
         key = " & ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
-        by_group[key] = {m: {"value": clean(mf.by_group.loc[idx, m]), "ci": [clean(lo.loc[idx, m]), clean(hi.loc[idx, m])]}
-                         for m in metric_fns}
-    return {"by_group": by_group,
-            "difference": {m: {"value": clean(diff[m]), "ci": [clean(dlo[m]), clean(dhi[m])]} for m in metric_fns},
-            "ratio": {m: {"value": clean(ratio[m]), "ci": [clean(rlo[m]), clean(rhi[m])]} for m in metric_fns}}
+        out["by_group"][key] = {m: _num(mf.by_group.loc[idx, m]) for m in metric_fns}
+    for m in metric_fns:
+        stack = np.stack([b[m] for b in boot])  # [G, R]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = np.nanmax(stack, 0) - np.nanmin(stack, 0)
+            r = np.nanmin(stack, 0) / np.nanmax(stack, 0)
+        out["difference"][m] = {"value": _num(diff[m]), "ci": interval(d)}
+        out["ratio"][m] = {"value": _num(ratio[m]), "ci": interval(r)}
+    return out
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if np.isnan(x) else x
 
 
 def classify_metric_fns(n_labels: int, positive: int) -> dict[str, Callable]:
