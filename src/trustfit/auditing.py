@@ -56,6 +56,19 @@ def bootstrap_ci(values: Sequence[float], resamples: int = 1000, seed: int = 0,
     return out
 
 
+def read_labelled_conll(path: str | Path, schema, meta: dict[str, Any], audit: str):
+    """The CoNLL file an audit scores, checked against the model's labels (tags it never saw
+    become O); an unlabelled file is refused with the audit's name."""
+    from trustfit.data.conll import read_conll
+    from trustfit.errors import DataError
+
+    corpus = read_conll(path, scheme=meta.get("scheme_in", "iob2"))
+    if not corpus.is_labelled:
+        raise DataError(f"{path}: the {audit} audit needs gold tags (a labelled CoNLL file)")
+    schema.check_corpus(corpus, unknown_to_o=True)
+    return corpus
+
+
 def audit_header(kind: str, schema_version: int, model_dir: str | Path, data: str | Path | None,
                  settings: dict[str, Any]) -> dict[str, Any]:
     """The fields every result.json starts with."""

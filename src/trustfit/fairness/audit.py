@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from trustfit.auditing import audit_header, write_audit
+from trustfit.auditing import audit_header, read_labelled_conll, write_audit
 from trustfit.errors import TrustfitError
 from trustfit.fairness.metrics import (ClassifyCounts, NerCounts, classify_metric_fns, excludes_zero, group_gaps,
                                        interval, metric_frame, ner_metric_fns, resample_weights)
@@ -265,16 +265,12 @@ class NerData(AuditData):
     main_metric = "f1"
 
     def __init__(self, model_dir: str, data: str, meta: dict, batch_size: int, limit: int | None, **_: Any) -> None:
-        from trustfit.data.conll import read_conll
         from trustfit.predict.ner import NerPredictor
 
         self.data = data
         self.predictor = NerPredictor.from_dir(model_dir, batch_size=batch_size)
         self.precision = self.predictor.precision
-        corpus = read_conll(data, scheme=meta.get("scheme_in", "iob2"))
-        if not corpus.is_labelled:
-            raise FairnessError(f"{data}: the fairness audit needs gold tags (a labelled CoNLL file)")
-        self.predictor.schema.check_corpus(corpus, unknown_to_o=True)
+        corpus = read_labelled_conll(data, self.predictor.schema, meta, "fairness")
         self.examples = corpus.sentences[:limit] if limit else corpus.sentences
         self.n = len(self.examples)
         self.types = sorted({lab[2:] for lab in self.predictor.schema.labels if lab != "O"})

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from trustfit.auditing import audit_header, write_audit
+from trustfit.auditing import audit_header, read_labelled_conll, write_audit
 from trustfit.data.tags import spans_from_tags
 from trustfit.robust.perturb import (DEFAULT_FAMILIES, PerturbationError, changed_share, check_families, is_changed,
                                      make_family, mention_inventory)
@@ -134,17 +134,13 @@ class _NerRun:
     statistic = staticmethod(_f1)
 
     def __init__(self, model_dir: str, data: str, meta: dict, batch_size: int, limit: int | None, **_: Any) -> None:
-        from trustfit.data.conll import read_conll
         from trustfit.data.schema import Corpus
         from trustfit.predict.ner import NerPredictor
 
         self.data, self.meta = data, meta
         self.predictor = NerPredictor.from_dir(model_dir, batch_size=batch_size)
         self.precision = self.predictor.precision
-        corpus = read_conll(data, scheme=meta.get("scheme_in", "iob2"))
-        if not corpus.is_labelled:
-            raise PerturbationError(f"{data}: the robustness audit needs gold tags (a labelled CoNLL file)")
-        self.predictor.schema.check_corpus(corpus, unknown_to_o=True)
+        corpus = read_labelled_conll(data, self.predictor.schema, meta, "robustness")
         if limit:
             corpus = Corpus(corpus.sentences[:limit], corpus.source, corpus.has_documents)
         self.corpus = corpus
