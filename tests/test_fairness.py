@@ -359,6 +359,8 @@ def test_audit_flags_planted_ner_bias_not_the_control(tmp_path, tiny_model_dir):
     assert cf["groups"]["planted"]["value"] < cf["groups"]["reference"]["value"] - 0.3, cf["groups"]
     assert cf["pairs"]["reference vs planted"]["flagged"]
     assert not cf["pairs"]["reference vs control"]["flagged"], cf["pairs"]["reference vs control"]
+    worst = cf["names_least_found"]["planted"][0]  # the names that make the gap are named
+    assert worst["name"].lower() in sum(PLANTED_NAMES["planted"], []) and worst["recall"] < 0.5
     assert res["group_metrics"]["terms:gender"]["note"]  # every sentence is 'none': no between-group figures
 
 

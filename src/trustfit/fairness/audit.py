@@ -31,7 +31,7 @@ from trustfit.auditing import audit_header, read_labelled_conll, write_audit
 from trustfit.errors import TrustfitError
 from trustfit.fairness.metrics import (ClassifyCounts, NerCounts, classify_metric_fns, excludes_zero, group_gaps,
                                        interval, metric_frame, ner_metric_fns, resample_weights)
-from trustfit.fairness.swaps import counterfactual, example_group, example_slots, make_swapper
+from trustfit.fairness.swaps import PERSON_LABELS, counterfactual, example_group, example_slots, make_swapper
 
 SCHEMA_VERSION = 1
 DEFAULT_SWAPS = ("gender", "names", "religion", "nationality")
@@ -325,7 +325,32 @@ class NerData(AuditData):
             item["flagged"] = excludes_zero(item["gap_ci"])
             pairs[f"{names[a]} vs {names[b]}"] = item
         samples = [{"versions": {g: " ".join(v.tokens) for g, v in zip(sw.groups, row)}} for row in versions[:5]]
-        return {"examples": n, "metric": metric, "groups": groups, "pairs": pairs, "samples": samples}
+        out = {"examples": n, "metric": metric, "groups": groups, "pairs": pairs, "samples": samples}
+        if sw.kind == "names":
+            out["names_least_found"] = least_found_names(all_sents[n:], tags[n:], sw.groups * n)
+        return out
+
+
+def least_found_names(sentences, tags, groups: Sequence[str], k: int = 3, min_mentions: int = 10
+                      ) -> dict[str, list[dict[str, Any]]]:
+    """Per group, the k swapped-in words (first names and surnames, any case) with `min_mentions`
+    or more whose person mentions the model found least often as exact PER spans: which names
+    make a group's gap."""
+    from trustfit.data.tags import spans_from_tags
+
+    found: dict[str, dict[str, list[int]]] = {}
+    for s, pred, g in zip(sentences, tags, groups):
+        hits = set(spans_from_tags(pred))
+        for sp in spans_from_tags(s.tags):
+            if sp.label.lower() in PERSON_LABELS:
+                for w in s.tokens[sp.start:sp.end]:
+                    c = found.setdefault(g, {}).setdefault(w.title(), [0, 0])
+                    c[0] += sp in hits
+                    c[1] += 1
+    return {g: [{"name": w, "recall": c[0] / c[1], "mentions": c[1]}
+                for w, c in sorted((kv for kv in by_word.items() if kv[1][1] >= min_mentions),
+                                   key=lambda kv: kv[1][0] / kv[1][1])[:k]]
+            for g, by_word in found.items()}
 
 
 def _progress(total: int, quiet: bool):
@@ -406,6 +431,10 @@ def report_markdown(result: dict[str, Any]) -> str:
                 flip = f"{_pct(item['flip_rate'])} ({_ci(item['flip_rate_ci'])})" if "flip_rate" in item else "–"
                 lines.append(f"| {p} | {_pct(item['gap'], 2)} ({_ci(item['gap_ci'], 2)}) | {flip} | "
                              f"{'⚑' if item['flagged'] else ''} |")
+            if res.get("names_least_found"):
+                lines.append("Names found least often as persons: " + "; ".join(
+                    f"{g}: " + ", ".join(f"{x['name']} {_pct(x['recall'])}" for x in v)
+                    for g, v in res["names_least_found"].items()))
             for pol, sub in res.get("by_polarity", {}).items():
                 pair, item = max(sub["pairs"].items(), key=lambda kv: abs(kv[1]["gap"]))
                 lines.append(f"- {pol} words ({sub['examples']} sentences): largest gap {pair} {_pct(item['gap'], 2)} "
