@@ -397,7 +397,8 @@ def report_markdown(result: dict[str, Any]) -> str:
              f"Model `{result['model']['path']}`, data `{result['data']['path']}` ({result['examples']} examples). "
              f"Intervals: 95 % bootstrap over examples ({s['bootstrap']['resamples']} resamples, seed {s['seed']}); "
              f"groups under {s['min_group_size']} examples get no interval. Values in percent; a gap is flagged (⚑) "
-             "when its interval excludes 0 (groups: only when worse off than the rest).", ""]
+             "when its interval excludes 0 (groups: only when worse off than the rest); with many pairs, about 1 in 20 "
+             "intervals excludes 0 by chance alone.", ""]
     for key, res in result["group_metrics"].items():
         m = res["main_metric"]
         lines += [f"## Groups by {key}", "", f"| group | n | {m} (CI) | gap to rest (CI) | flagged metrics |", "|---|---|---|---|---|"]
