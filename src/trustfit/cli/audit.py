@@ -118,7 +118,8 @@ def audit_fairness(
 ) -> None:
     """Group metrics with intervals, counterfactual identity swaps and template suites."""
     from trustfit.auditing import default_audit_dir
-    from trustfit.fairness.audit import report_markdown, run_fairness_audit
+    from trustfit.fairness.audit import run_fairness_audit
+    from trustfit.fairness.report import report_markdown
 
     try:
         if not Path(data).exists():

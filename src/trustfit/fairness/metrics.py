@@ -190,18 +190,18 @@ def metric_frame(metric_fns: dict[str, Callable], y_true, y_pred, sensitive, cou
            f"{resamples} resamples"}
     for idx in mf.by_group.index:
         key = " & ".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
-        out["by_group"][key] = {m: _num(mf.by_group.loc[idx, m]) for m in metric_fns}
+        out["by_group"][key] = {m: finite_or_none(mf.by_group.loc[idx, m]) for m in metric_fns}
     for m in metric_fns:
         stack = np.stack([b[m] for b in boot])  # [G, R]
         with np.errstate(invalid="ignore", divide="ignore"):
             d = np.nanmax(stack, 0) - np.nanmin(stack, 0)
             r = np.nanmin(stack, 0) / np.nanmax(stack, 0)
-        out["difference"][m] = {"value": _num(diff[m]), "ci": interval(d)}
-        out["ratio"][m] = {"value": _num(ratio[m]), "ci": interval(r)}
+        out["difference"][m] = {"value": finite_or_none(diff[m]), "ci": interval(d)}
+        out["ratio"][m] = {"value": finite_or_none(ratio[m]), "ci": interval(r)}
     return out
 
 
-def _num(x) -> float | None:
+def finite_or_none(x) -> float | None:
     x = float(x)
     return None if np.isnan(x) else x
 

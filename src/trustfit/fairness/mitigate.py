@@ -206,7 +206,7 @@ def fit_group_thresholds(model_dir: str, data: str, group_column: str, constrain
                          format: str = "auto", batch_size: int = 64) -> dict[str, Any]:
     """Fit per-group thresholds on `data`, store them with the model, and report accuracy and
     group rates before vs after on `eval_data` (default: `data` itself, said so)."""
-    from trustfit.fairness.audit import ClassifyData
+    from trustfit.fairness.data import ClassifyData
     from trustfit.models.backbone import model_task, read_meta, resolve_model_source
 
     if model_task(model_dir) != "classify":
