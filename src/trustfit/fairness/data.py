@@ -5,17 +5,16 @@ group by group (`counterfactual`). `ClassifyData` also serves the group-threshol
 from __future__ import annotations
 
 import zlib
-from itertools import combinations
 from typing import Any, Sequence
 
 import numpy as np
 
 from trustfit.auditing import read_labelled_conll
 from trustfit.errors import TrustfitError
-from trustfit.fairness.metrics import (ClassifyCounts, NerCounts, classify_metric_fns, excludes_zero,
-                                       finite_or_none, group_gaps, interval, metric_frame, ner_metric_fns,
-                                       resample_weights)
+from trustfit.fairness.metrics import (ClassifyCounts, NerCounts, classify_metric_fns, finite_or_none, group_gaps,
+                                       interval, metric_frame, ner_metric_fns, pair_gaps, resample_weights)
 from trustfit.fairness.swaps import PERSON_LABELS, counterfactual, example_slots
+from trustfit.fairness.templates import ner_suite, sentiment_suite
 
 
 class FairnessError(TrustfitError):
@@ -36,7 +35,7 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
 
 class AuditData:
     """A labelled file and the model's predictions on it, with what both tasks share: group
-    metrics from a count table and pair statistics. Subclasses read the task's format."""
+    metrics and overall scores from a count table. Subclasses read the task's format."""
 
     counts: Any
     n: int
@@ -56,23 +55,9 @@ class AuditData:
                    for g, e in gaps.items() for m, v in e["metrics"].items() if v.get("flagged")]
         return {"groups": gaps, "fairlearn": fl, "flagged": flagged, "note": note, "main_metric": self.main_metric}
 
-    @staticmethod
-    def pairs(groups: Sequence[str], per_version: np.ndarray, resamples: int, seed: int,
-              flips: np.ndarray | None = None) -> dict[str, Any]:
-        """Mean gap b - a of a per-version value [n, G] (and flip rates from predictions [n, G]),
-        with paired intervals over the same resampled examples."""
-        n = per_version.shape[0]
-        W = resample_weights(n, resamples, seed) / n
-        out = {}
-        for a, b in combinations(range(len(groups)), 2):
-            d = per_version[:, b] - per_version[:, a]
-            item: dict[str, Any] = {"gap": float(d.mean()), "gap_ci": interval(W @ d)}
-            item["flagged"] = excludes_zero(item["gap_ci"])
-            if flips is not None:
-                f = (flips[:, a] != flips[:, b]).astype(float)
-                item["flip_rate"], item["flip_rate_ci"] = float(f.mean()), interval(W @ f)
-            out[f"{groups[a]} vs {groups[b]}"] = item
-        return out
+    def overall(self) -> dict[str, Any]:
+        v = self.counts.values(self.counts.table.sum(0), np.float64(self.n))
+        return {m: float(v[m]) for m in self.counts.names}
 
 
 class ClassifyData(AuditData):
@@ -80,6 +65,7 @@ class ClassifyData(AuditData):
 
     slot_word = "term or listed first name"
     main_metric = "accuracy"
+    template_suite = staticmethod(sentiment_suite)
 
     def __init__(self, model_dir: str, data: str, meta: dict, batch_size: int, text_column: str | None, format: str,
                  limit: int | None, positive_label: str | None) -> None:
@@ -128,13 +114,16 @@ class ClassifyData(AuditData):
                             groups, self.counts.subset(keep), resamples, seed)
 
     def overall(self) -> dict[str, Any]:
-        v = self.counts.values(self.counts.table.sum(0), np.float64(self.n))
-        return {m: float(v[m]) for m in self.counts.names} | {"positive_label": self.positive}
+        return super().overall() | {"positive_label": self.positive}
 
-    def template_suite(self, sw):
-        from trustfit.fairness.templates import sentiment_suite
-
-        return sentiment_suite(sw)
+    @staticmethod
+    def scored_pairs(groups: Sequence[str], score: np.ndarray, pred: np.ndarray, resamples: int,
+                     seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Bootstrap samples [R, G] of the mean P(positive) per version, and the pair gaps and
+        flip rates they give."""
+        W = resample_weights(len(score), resamples, seed) / len(score)
+        boot = W @ score
+        return boot, pair_gaps(groups, score.mean(0), boot, pred, W)
 
     def counterfactual(self, spec: str, sw, examples, resamples: int, seed: int) -> dict[str, Any] | None:
         base = [e for e in examples if example_slots(e, sw)]
@@ -144,10 +133,9 @@ class ClassifyData(AuditData):
         flat = [v for row in versions for v in row]
         probs = self.predict(flat).reshape(len(base), len(sw.groups), -1)
         score, pred = probs[:, :, self.pos], probs.argmax(-1)
-        W = resample_weights(len(base), resamples, seed) / len(base)
-        groups = {g: {"mean_score": float(score[:, k].mean()), "ci": interval(W @ score[:, k]),
+        boot, pairs = self.scored_pairs(sw.groups, score, pred, resamples, seed)
+        groups = {g: {"mean_score": float(score[:, k].mean()), "ci": interval(boot[:, k]),
                       "positive_share": float((pred[:, k] == self.pos).mean())} for k, g in enumerate(sw.groups)}
-        pairs = self.pairs(sw.groups, score, resamples, seed, flips=pred)
         examples_json = [{"versions": {g: v.text for g, v in zip(sw.groups, row)},
                           "scores": {g: round(float(s), 4) for g, s in zip(sw.groups, srow)}}
                          for row, srow in list(zip(versions, score))[:5]]
@@ -157,8 +145,8 @@ class ClassifyData(AuditData):
         if all(polarity):  # a template suite: the same pairs within each polarity of its words
             out["by_polarity"] = {p: {"examples": int((polarity == p).sum()),
                                       "mean_score": {g: float(score[polarity == p, k].mean()) for k, g in enumerate(sw.groups)},
-                                      "pairs": self.pairs(sw.groups, score[polarity == p], resamples, seed,
-                                                          flips=pred[polarity == p])}
+                                      "pairs": self.scored_pairs(sw.groups, score[polarity == p],
+                                                                 pred[polarity == p], resamples, seed)[1]}
                                   for p in dict.fromkeys(polarity.tolist())}
         return out
 
@@ -168,6 +156,7 @@ class NerData(AuditData):
 
     slot_word = "term, or a PER entity for names"
     main_metric = "f1"
+    template_suite = staticmethod(ner_suite)
 
     def __init__(self, model_dir: str, data: str, meta: dict, batch_size: int, limit: int | None, **_: Any) -> None:
         from trustfit.predict.ner import NerPredictor
@@ -196,15 +185,6 @@ class NerData(AuditData):
         idx = np.flatnonzero(keep)
         return metric_frame(ner_metric_fns(self.counts), idx, idx, groups, self.counts.subset(keep), resamples, seed)
 
-    def overall(self) -> dict[str, Any]:
-        v = self.counts.values(self.counts.table.sum(0), np.float64(self.n))
-        return {m: float(v[m]) for m in self.counts.names}
-
-    def template_suite(self, sw):
-        from trustfit.fairness.templates import ner_suite
-
-        return ner_suite(sw)
-
     def counterfactual(self, spec: str, sw, examples, resamples: int, seed: int) -> dict[str, Any] | None:
         base = [s for s in examples if example_slots(s, sw)]
         if not base:
@@ -213,9 +193,9 @@ class NerData(AuditData):
         names = ["original"] + list(sw.groups)
         all_sents = base + [v for row in versions for v in row]
         tags = self.predict(all_sents)
-        counts = NerCounts([s.tags for s in all_sents], tags, self.types).table
+        table = NerCounts([s.tags for s in all_sents], tags, self.types).table
         n, G = len(base), len(sw.groups)
-        per = np.concatenate([counts[:n, None, :], counts[n:].reshape(n, G, -1)], axis=1)  # [n, 1 + G, 3T]
+        per = np.concatenate([table[:n, None, :], table[n:].reshape(n, G, -1)], axis=1)  # [n, 1 + G, 3T]
         metric = "PER_recall" if sw.kind == "names" and "PER" in self.types else "f1"
         W = resample_weights(n, resamples, seed)
         boot = self.counts.values(np.einsum("rn,ngk->rgk", W, per), np.float64(n))
@@ -223,12 +203,7 @@ class NerData(AuditData):
         groups = {g: {"value": float(point[metric][k]), "ci": interval(boot[metric][:, k]),
                       "per_type_recall": {t: finite_or_none(point[f"{t}_recall"][k]) for t in self.types}}
                   for k, g in enumerate(names)}
-        pairs = {}
-        for a, b in combinations(range(1, G + 1), 2):
-            d = boot[metric][:, b] - boot[metric][:, a]
-            item = {"gap": float(point[metric][b] - point[metric][a]), "gap_ci": interval(d)}
-            item["flagged"] = excludes_zero(item["gap_ci"])
-            pairs[f"{names[a]} vs {names[b]}"] = item
+        pairs = pair_gaps(sw.groups, point[metric][1:], boot[metric][:, 1:])  # between groups, not the original
         samples = [{"versions": {g: " ".join(v.tokens) for g, v in zip(sw.groups, row)}} for row in versions[:5]]
         out = {"examples": n, "metric": metric, "groups": groups, "pairs": pairs, "samples": samples}
         if sw.kind == "names":

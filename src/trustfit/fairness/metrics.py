@@ -13,6 +13,7 @@ counts into R bootstrap values at once: sums = W @ counts."""
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -234,11 +235,18 @@ def ner_metric_fns(counts: NerCounts) -> dict[str, Callable]:
 
 # ---------------------------------------------------------------- counterfactual pairs
 
-def paired_versions(values: np.ndarray, resamples: int, seed: int, statistic: Callable[[np.ndarray], np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """`values` [n, G, K] per example, group version and count; returns the statistic of each
-    group [G, ...] and its bootstrap samples [R, G, ...], all from the same resampled examples."""
-    n = values.shape[0]
-    W = resample_weights(n, resamples, seed)
-    sums = np.einsum("rn,ngk->rgk", W, values)
-    return statistic(values.sum(0)), statistic(sums)
+def pair_gaps(groups: Sequence[str], point: np.ndarray, boot: np.ndarray, preds: np.ndarray | None = None,
+              W: np.ndarray | None = None) -> dict[str, Any]:
+    """Per pair (a, b) of counterfactual versions: the gap b - a of a statistic ([G] point values)
+    with the interval of its bootstrap samples ([R, G], both versions from the same resampled
+    examples), flagged when that interval excludes 0; given per-example predictions [n, G] and
+    the normalised resampling weights W [R, n], also the flip rate (predictions that differ)."""
+    out = {}
+    for a, b in combinations(range(len(groups)), 2):
+        item: dict[str, Any] = {"gap": float(point[b] - point[a]), "gap_ci": interval(boot[:, b] - boot[:, a])}
+        item["flagged"] = excludes_zero(item["gap_ci"])
+        if preds is not None:
+            f = (preds[:, a] != preds[:, b]).astype(float)
+            item["flip_rate"], item["flip_rate_ci"] = float(f.mean()), interval(W @ f)
+        out[f"{groups[a]} vs {groups[b]}"] = item
+    return out
