@@ -12,7 +12,9 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from trustfit.data.tags import repair_iob2
+import numpy as np
+
+from trustfit.data.tags import repair_iob2, spans_from_tags
 
 
 @dataclass
@@ -52,6 +54,23 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
                     "f1": float(v["f1-score"]), "support": int(v["support"])}
     if "micro" not in out:  # no entities in gold nor prediction
         out["micro"] = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    return out
+
+
+def sentence_entity_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+                           types: Sequence[str] | None = None) -> np.ndarray:
+    """[n, T, 3] true positives, false positives and false negatives of exact entity spans per
+    sentence and type (the audits resample these). `types=None`: all types in one column (T = 1);
+    otherwise spans of other types are not counted."""
+    col = None if types is None else {t: i for i, t in enumerate(types)}
+    out = np.zeros((len(gold), 1 if col is None else len(col), 3), dtype=np.int64)
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        gs, ps = set(spans_from_tags(g)), set(spans_from_tags(p))
+        for k, spans in enumerate((gs & ps, ps - gs, gs - ps)):
+            for sp in spans:
+                j = 0 if col is None else col.get(sp.label)
+                if j is not None:
+                    out[i, j, k] += 1
     return out
 
 

@@ -107,20 +107,11 @@ class NerCounts(_Counts):
     precision, recall and F1 per type, and micro F1 over all types."""
 
     def __init__(self, gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str]) -> None:
-        from trustfit.data.tags import spans_from_tags
+        from trustfit.evaluate.ner import sentence_entity_counts
 
         self.types = list(types)
-        self.table = np.zeros((len(gold), 3 * len(self.types)), dtype=np.float64)
-        col = {t: i for i, t in enumerate(self.types)}
-        for i, (g, p) in enumerate(zip(gold, pred)):
-            gs, ps = set(spans_from_tags(g)), set(spans_from_tags(p))
-            for sp in gs & ps:
-                self.table[i, 3 * col[sp.label]] += 1
-            for sp in ps - gs:
-                if sp.label in col:
-                    self.table[i, 3 * col[sp.label] + 1] += 1
-            for sp in gs - ps:
-                self.table[i, 3 * col[sp.label] + 2] += 1
+        # columns: tp, fp, fn of the first type, then of the next...
+        self.table = sentence_entity_counts(gold, pred, self.types).reshape(len(gold), -1).astype(np.float64)
         self.names = tuple(f"{t}_{m}" for t in self.types for m in ("precision", "recall", "f1")) + ("f1",)
 
     def values(self, sums: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
