@@ -51,7 +51,7 @@ def predict(
                     raise TrustfitError(f"--format {format} reads a file; give its path instead of -")
                 corpus = read_text_corpus(input, format=format, text_column=text_column or "text",
                                           label_column=None, encoding=encoding)
-            groups = _groups_of(corpus, group, group_column, model) if group or group_column else None
+            groups = _groups_of(corpus, group, group_column) if group or group_column else None
         else:
             if group or group_column:
                 raise TrustfitError("--group / --group-column apply to classification models only")
@@ -94,16 +94,14 @@ def predict(
             sink.close()
 
 
-def _groups_of(corpus, group: str | None, group_column: str | None, model: str) -> list[str]:
+def _groups_of(corpus, group: str | None, group_column: str | None) -> list[str]:
     if group and group_column:
         raise TrustfitError("give --group (one group for every input) or --group-column, not both")
     if group:
         return [group] * len(corpus)
-    missing = [f"{e.source}:{e.line}" for e in corpus.examples if e.meta.get(group_column) in (None, "")]
-    if missing:
-        raise TrustfitError(f"{len(missing)} rows have no value in column {group_column!r} (first: "
-                            f"{', '.join(missing[:5])})")
-    return [str(e.meta[group_column]) for e in corpus.examples]
+    from trustfit.fairness.data import group_column_values
+
+    return group_column_values(corpus.examples, group_column, corpus.source)
 
 
 def _with_group_thresholds(model: str, pred, corpus, groups: list[str]):

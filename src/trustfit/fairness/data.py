@@ -29,6 +29,22 @@ def default_positive_label(labels: Sequence[str]) -> str:
     return labels[-1]
 
 
+def group_column_values(examples: Sequence[Any], col: str, source: str) -> list[str]:
+    """Each row's value in a group column of a classification file (`TextExample.meta`); a
+    column no row has is refused naming the columns there are, rows without a value with
+    where they are."""
+    present = [e.meta.get(col) for e in examples]
+    if all(v is None for v in present):
+        cols = sorted({k for e in examples for k in e.meta})
+        raise FairnessError(f"{source}: no group column {col!r}; the file's other columns are "
+                            f"{', '.join(map(repr, cols)) or 'none'} (text and label columns excluded)")
+    missing = [f"{e.source}:{e.line}" for e, v in zip(examples, present) if v is None or str(v).strip() == ""]
+    if missing:
+        raise FairnessError(f"{source}: {len(missing)} rows have no value in group column {col!r} (first: "
+                            f"{', '.join(missing[:5])}); fill them (e.g. 'unknown') or drop those rows")
+    return [str(v) for v in present]
+
+
 def _rng(seed: int, *keys: str) -> np.random.Generator:
     return np.random.default_rng([seed] + [zlib.crc32(k.encode()) for k in keys])
 
@@ -98,16 +114,7 @@ class ClassifyData(AuditData):
         return self.predictor.predict(TextCorpus(list(examples))).probs
 
     def column(self, col: str) -> np.ndarray:
-        present = [e.meta.get(col) for e in self.examples]
-        if all(v is None for v in present):
-            cols = sorted({k for e in self.examples for k in e.meta})
-            raise FairnessError(f"{self.data}: no group column {col!r}; the file's other columns are "
-                                f"{', '.join(map(repr, cols)) or 'none'} (text and label columns excluded)")
-        missing = [f"{e.source}:{e.line}" for e, v in zip(self.examples, present) if v is None or str(v).strip() == ""]
-        if missing:
-            raise FairnessError(f"{self.data}: {len(missing)} rows have no value in group column {col!r} (first: "
-                                f"{', '.join(missing[:5])}); fill them (e.g. 'unknown') or drop those rows")
-        return np.array([str(v) for v in present], dtype=object)
+        return np.array(group_column_values(self.examples, col, self.data), dtype=object)
 
     def metric_frame(self, keep: np.ndarray, groups: np.ndarray, resamples: int, seed: int) -> dict[str, Any]:
         return metric_frame(classify_metric_fns(len(self.predictor.labels), self.pos), self.gold[keep], self.pred[keep],

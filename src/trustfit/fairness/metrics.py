@@ -153,9 +153,8 @@ def group_gaps(counts, groups: np.ndarray, resamples: int, seed: int, min_group_
             if big:
                 item["ci"], item["gap_ci"] = interval(boot_g[m]), interval(boot_g[m] - boot_r[m])
                 item["flagged"] = disadvantaged(m, item["gap_ci"])
-            out_note = None if big else f"n = {size} is under the minimum group size {min_group_size}: no interval"
-            if out_note:
-                item["note"] = out_note
+            else:
+                item["note"] = f"n = {size} is under the minimum group size {min_group_size}: no interval"
             entry["metrics"][m] = item
         out[str(g)] = entry
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -214,7 +215,7 @@ def fit_group_thresholds(model_dir: str, data: str, group_column: str, constrain
     meta = read_meta(resolve_model_source(model_dir))
     fit = ClassifyData(model_dir, data, meta, batch_size, text_column, format, None, positive_label)
     groups = fit.column(group_column)
-    small = {g: int((groups == g).sum()) for g in set(groups.tolist()) if (groups == g).sum() < 10}
+    small = {g: n for g, n in Counter(groups.tolist()).items() if n < 10}
     if small:
         raise TrustfitError(f"{data}: groups with fewer than 10 rows cannot get a threshold: "
                             f"{', '.join(f'{g} ({n})' for g, n in sorted(small.items()))}; merge or drop them")

@@ -20,7 +20,9 @@ def headline(group_json: dict, cf_json: dict, tpl_json: dict) -> list[dict[str, 
             pair, item = max(res["pairs"].items(), key=lambda kv: abs(kv[1]["gap"]))
             out.append({"name": f"largest {res['metric']} gap, {spec} swaps ({where})", "value": round(item["gap"], 4),
                         "pair": pair, "ci": item["gap_ci"], "flagged": item["flagged"],
-                        "flip_rate": round(item["flip_rate"], 4) if "flip_rate" in item else None})
+                        "flip_rate": round(item["flip_rate"], 4) if "flip_rate" in item else None,
+                        "list": spec, "where": where, "sentences": res["examples"], "metric": res["metric"],
+                        "flagged_pairs": sum(v["flagged"] for v in res["pairs"].values()), "pairs": len(res["pairs"])})
     for key, res in group_json.items():
         out.append({"name": f"flagged groups by {key}", "value": len({f['group'] for f in res["flagged"]}),
                     "groups": len(res["groups"])})

@@ -136,18 +136,11 @@ def _audit_summary(kind: str, res: dict, folder: Path) -> dict:
                            for f, v in res["families"].items()}
     if kind == "fairness":
         out["examples"] = res.get("examples")
-        out["swaps"] = []
-        for where, block in (("data", res.get("counterfactual", {})), ("templates", res.get("templates", {}))):
-            for spec, cf in block.items():
-                if not cf["pairs"]:
-                    continue
-                pair, item = max(cf["pairs"].items(), key=lambda kv: abs(kv[1]["gap"]))
-                out["swaps"].append({"list": spec, "where": where, "sentences": cf["examples"], "metric": cf["metric"],
-                                     "pair": pair, "gap": _r(100 * item["gap"], 2),
-                                     "gap_ci": [_r(100 * x, 2) for x in item["gap_ci"] or []],
-                                     "flip_rate": None if "flip_rate" not in item else _r(100 * item["flip_rate"], 2),
-                                     "flagged_pairs": sum(v["flagged"] for v in cf["pairs"].values()),
-                                     "pairs": len(cf["pairs"])})
+        out["swaps"] = [{"list": h["list"], "where": h["where"], "sentences": h["sentences"], "metric": h["metric"],
+                         "pair": h["pair"], "gap": _r(100 * h["value"], 2), "gap_ci": [_r(100 * x, 2) for x in h["ci"] or []],
+                         "flip_rate": None if h["flip_rate"] is None else _r(100 * h["flip_rate"], 2),
+                         "flagged_pairs": h["flagged_pairs"], "pairs": h["pairs"]}
+                        for h in res.get("headline", []) if "list" in h]  # the largest gap of each list
         out["groupings"] = [{"by": key, "groups": len(g["groups"]), "metric": g["main_metric"],
                              "flagged": sorted({f["group"] for f in g["flagged"]}), "note": g.get("note")}
                             for key, g in res.get("group_metrics", {}).items()]
