@@ -11,6 +11,13 @@ import typer
 from trustfit.cli.common import app, fail
 from trustfit.errors import TrustfitError
 
+# options every audit subcommand that takes them declares the same way
+TEXT_COLUMN = typer.Option(None, "--text-column", help="classify (default: as trained)")
+FORMAT = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb")
+QUIET = typer.Option(False, "--quiet", "-q")
+LIMIT = typer.Option(None, "--limit", help="audit only the first N examples")
+RESAMPLES = typer.Option(1000, "--resamples", help="bootstrap resamples for the intervals")
+
 audit_app = typer.Typer(no_args_is_help=True, help="Audit a trained model: robustness, explain (more kinds come as packages).")
 app.add_typer(audit_app, name="audit")
 
@@ -24,9 +31,9 @@ def audit_explain(
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: MODEL/audits/explain)"),
     seed: int = typer.Option(0, "--seed"),
     samples: Optional[int] = typer.Option(None, "--samples", help="budget of ig / shap / lime (their defaults)"),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
-    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    text_column: Optional[str] = TEXT_COLUMN,
+    format: str = FORMAT,
+    quiet: bool = QUIET,
 ) -> None:
     """Score each explanation method's faithfulness, stability and cost on N predictions."""
     from trustfit.auditing import default_audit_dir
@@ -61,11 +68,11 @@ def audit_robustness(
                                             help="NER: labelled CoNLL file whose mentions entity-swap draws from "
                                                  "(default: the model's training file)"),
     write_examples: bool = typer.Option(False, "--write-examples", help="write the perturbed data to OUT/examples/"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="audit only the first N examples"),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for the intervals"),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
-    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    limit: Optional[int] = LIMIT,
+    resamples: int = RESAMPLES,
+    text_column: Optional[str] = TEXT_COLUMN,
+    format: str = FORMAT,
+    quiet: bool = QUIET,
 ) -> None:
     """Clean vs perturbed scores per perturbation family, attack success rates and their constraints."""
     from trustfit.auditing import default_audit_dir
@@ -106,15 +113,15 @@ def audit_fairness(
     templates: bool = typer.Option(False, "--templates", help="also score the project's template suites"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: MODEL/audits/fairness)"),
     seed: int = typer.Option(0, "--seed"),
-    resamples: int = typer.Option(1000, "--resamples", help="bootstrap resamples for the intervals"),
+    resamples: int = RESAMPLES,
     min_group_size: int = typer.Option(30, "--min-group-size", help="no interval for groups smaller than this"),
     positive_label: Optional[str] = typer.Option(None, "--positive-label",
                                                  help="classify: label whose probability and rates are compared "
                                                       "(default: 'positive' if the model has it, else the last label)"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="audit only the first N examples"),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="classify (default: as trained)"),
-    format: str = typer.Option("auto", "--format", help="classify: auto, csv, tsv, jsonl or fpb"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    limit: Optional[int] = LIMIT,
+    text_column: Optional[str] = TEXT_COLUMN,
+    format: str = FORMAT,
+    quiet: bool = QUIET,
 ) -> None:
     """Group metrics with intervals, counterfactual identity swaps and template suites."""
     from trustfit.auditing import default_audit_dir
