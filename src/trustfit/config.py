@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trustfit.errors import ConfigError, TrustfitError
 
 
+# DP-SGD needs a larger step than plain fine-tuning (large noisy logical batches)
+DP_DEFAULT_LR = 2e-3
+
+
 class TrainConfig(BaseModel):
     """Everything that defines a training run (saved as run_config.json in the output folder)."""
 
@@ -76,6 +80,19 @@ class TrainConfig(BaseModel):
                            "names, religion, nationality or a term list file")
     cda_rate: float = Field(0.5, gt=0, le=1, description="share of the examples with a swappable term that are "
                             "swapped, freshly each epoch")
+    # privacy: DP-SGD (privacy/dp.py) and canaries for the privacy audit (privacy/canaries.py)
+    dp_epsilon: Optional[float] = Field(None, description="train with DP-SGD to this epsilon (noise from the plan)")
+    dp_delta: float = Field(1e-5, description="DP delta; must be below 1/N")
+    dp_noise: Optional[float] = Field(None, gt=0, description="noise multiplier (instead of, or with, dp_epsilon "
+                                      "as a budget)")
+    dp_max_grad_norm: float = Field(1.0, gt=0, description="per-example clipping norm C")
+    dp_accountant: Literal["prv", "rdp"] = Field("prv", description="privacy accountant (Opacus PRV or RDP)")
+    dp_train: str = Field("no-embeddings", description="parameters trained under DP: all, no-embeddings, top-N "
+                          "or lora")
+    dp_batch_size: int = Field(256, ge=1, description="expected logical (Poisson) batch under DP; batch_size is then "
+                               "the physical batch")
+    canaries: int = Field(0, ge=0, description="secret-like canary sentences inserted into training")
+    canary_repeats: int = Field(1, ge=1, description="copies of each canary in the training data")
     # schedule of evaluation, checkpoints, early stopping
     eval_every: Optional[int] = Field(None, ge=1, description="steps between dev evaluations; default: each epoch")
     checkpoint_every: int = Field(500, ge=1)
@@ -83,12 +100,73 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(64, ge=1)
 
 
+    @model_validator(mode="before")
+    @classmethod
+    def _dp_defaults(cls, data: Any) -> Any:
+        """Under DP, change the defaults the guarantee needs and refuse what would void it."""
+        if not isinstance(data, dict):
+            return data
+        dp = data.get("dp_epsilon") is not None or data.get("dp_noise") is not None
+        if not dp:
+            used = [k for k in ("dp_delta", "dp_max_grad_norm", "dp_accountant", "dp_train", "dp_batch_size")
+                    if k in data and data[k] != cls.model_fields[k].default]
+            if used:
+                raise ValueError(f"{', '.join(used)}: DP options need dp_epsilon (--dp-epsilon) or dp_noise "
+                                 "(--dp-noise)")
+            return data
+        eps = data.get("dp_epsilon")
+        if eps is not None and (not isinstance(eps, (int, float)) or eps <= 0):
+            raise ValueError(f"dp_epsilon: must be a number above 0 (got {eps!r}); smaller is more private, "
+                             "1 to 10 is usual")
+        delta = data.get("dp_delta", 1e-5)
+        if not isinstance(delta, (int, float)) or not 0 < delta < 1:
+            raise ValueError(f"dp_delta: must be between 0 and 1, below 1/N (got {delta!r})")
+        why = "under DP each training example must be one model input (the privacy unit)"
+        refused = {"pack": (True, f"{why}: drop --pack"),
+                   "context_tokens": (None, f"{why}: document context shows a sentence to its neighbours' "
+                                      "gradients; use --context-tokens 0"),
+                   "pool_batches": (None, "the length-bucketed sampler voids the Poisson sampling the accountant "
+                                    "assumes; drop pool_batches"),
+                   "precision": ("bf16", "bf16 per-example norms can exceed the clipping bound by rounding; "
+                                 "DP runs in fp32"),
+                   "class_weights": (True, "class weights are computed from the training labels without noise"),
+                   "adversarial": (None, "adversarial steps add gradients outside the clipped, noised ones"),
+                   "augment": (None, "augmented copies put an example in the data more than once"),
+                   "cda": (None, "counterfactual copies put an example in the data more than once")}
+        defaults = {"context_tokens": 0, "pool_batches": cls.model_fields["pool_batches"].default,
+                    "adversarial": "none", "augment": [], "cda": []}
+        problems = []
+        for key, (bad, message) in refused.items():
+            if key not in data:
+                continue
+            value = data[key]
+            if (bad is not None and value == bad) or (bad is None and value not in (defaults[key], "", None, [])):
+                problems.append(f"{key}: {message}")
+        if problems:
+            raise ValueError("DP training cannot be combined with: " + "; ".join(problems))
+        return {"lr": DP_DEFAULT_LR, **data, "pack": False, "context_tokens": 0, "precision": "fp32"}
+
+    @field_validator("dp_train")
+    @classmethod
+    def _check_dp_train(cls, v: str) -> str:
+        from trustfit.privacy.params import check_train_mode
+
+        try:
+            return check_train_mode(v)
+        except TrustfitError as e:
+            raise ValueError(str(e).removeprefix("dp_train: ")) from None
+
     @field_validator("augment", "cda", mode="before")
     @classmethod
     def _split_augment(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [x.strip() for x in v.split(",") if x.strip() and x.strip() != "none"]
         return v
+
+    @property
+    def dp(self) -> bool:
+        """True when this run trains with DP-SGD."""
+        return self.dp_epsilon is not None or self.dp_noise is not None
 
     @model_validator(mode="after")
     def _check_augment(self) -> "TrainConfig":
@@ -166,5 +244,5 @@ def build_config(file: str | Path | None, overrides: dict[str, Any]) -> TrainCon
             elif not err["loc"]:  # a check across fields: its message names the field
                 lines.append(err["msg"].removeprefix("Value error, "))
             else:
-                lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+                lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
         raise ConfigError(where + "invalid configuration:\n  - " + "\n  - ".join(lines)) from None

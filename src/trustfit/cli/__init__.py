@@ -16,6 +16,7 @@ from trustfit.cli import mitigate  # noqa: F401
 from trustfit.cli import serve  # noqa: F401
 from trustfit.cli import run  # noqa: F401
 from trustfit.cli import apps  # noqa: F401
+from trustfit.cli import scan  # noqa: F401
 from trustfit.cli.common import app
 
 

@@ -18,7 +18,7 @@ QUIET = typer.Option(False, "--quiet", "-q")
 LIMIT = typer.Option(None, "--limit", help="audit only the first N examples")
 RESAMPLES = typer.Option(1000, "--resamples", help="bootstrap resamples for the intervals")
 
-audit_app = typer.Typer(no_args_is_help=True, help="Audit a trained model: robustness, explain (more kinds come as packages).")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit a trained model: robustness, explain, fairness, privacy.")
 app.add_typer(audit_app, name="audit")
 
 
@@ -149,3 +149,40 @@ def audit_fairness(
     if not quiet:
         typer.echo(report_markdown(result))
     typer.echo(f"fairness audit written to {dest}", err=True)
+
+
+@audit_app.command("privacy")
+def audit_privacy(
+    model: str = typer.Option(..., "--model", help="trained model folder"),
+    train: str = typer.Option(..., "--train", help="the file the model was trained on (members are drawn from it)"),
+    holdout: str = typer.Option(..., "--holdout", help="labelled data the model never saw (non-members; half of it "
+                                "trains the reference model)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: MODEL/audits/privacy)"),
+    reference: Optional[str] = typer.Option(None, "--reference", help="reference model folder for the calibrated "
+                                            "attack (default: trained here on half the holdout; none: skip)"),
+    candidates: int = typer.Option(1000, "--candidates", help="random candidates each canary is ranked among"),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    limit: Optional[int] = LIMIT,
+    resamples: int = RESAMPLES,
+    quiet: bool = QUIET,
+) -> None:
+    """Membership inference (loss threshold and reference-calibrated: ROC AUC, TPR at 1 % / 0.1 % FPR)
+    and canary exposure, reported with the model's DP guarantee."""
+    from trustfit.auditing import default_audit_dir
+    from trustfit.privacy.audit import run_privacy_audit
+    from trustfit.privacy.report import report_markdown
+
+    try:
+        for path in (train, holdout):
+            if not Path(path).exists():
+                raise TrustfitError(f"{path}: no such file")
+        dest = out or default_audit_dir(model, "privacy")
+        result = run_privacy_audit(model, train, holdout, str(dest), reference=reference, limit=limit,
+                                   candidates=candidates, resamples=resamples, seed=seed, batch_size=batch_size,
+                                   quiet=quiet)
+    except TrustfitError as e:
+        fail(e)
+    if not quiet:
+        typer.echo(report_markdown(result))
+    typer.echo(f"privacy audit written to {dest}", err=True)

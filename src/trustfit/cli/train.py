@@ -59,6 +59,20 @@ def train(
                                       "each epoch (gender,names,religion,nationality or a term list file)"),
     cda_rate: Optional[float] = typer.Option(None, "--cda-rate", help="share of examples with a swappable term "
                                              "that are swapped each epoch (0.5)"),
+    dp_epsilon: Optional[float] = typer.Option(None, "--dp-epsilon", help="DP-SGD to this epsilon: noise from the "
+                                               "planned steps; training stops before it is exceeded"),
+    dp_delta: Optional[float] = typer.Option(None, "--dp-delta", help="DP delta, below 1/N (1e-5)"),
+    dp_noise: Optional[float] = typer.Option(None, "--dp-noise", help="DP noise multiplier (instead of --dp-epsilon, "
+                                             "or with it as a budget)"),
+    dp_max_grad_norm: Optional[float] = typer.Option(None, "--dp-max-grad-norm", help="per-example clipping norm (1.0)"),
+    dp_accountant: Optional[str] = typer.Option(None, "--dp-accountant", help="prv (default) or rdp"),
+    dp_train: Optional[str] = typer.Option(None, "--dp-train", help="trained under DP: all, no-embeddings "
+                                           "(default), top-N or lora (saved merged)"),
+    dp_batch_size: Optional[int] = typer.Option(None, "--dp-batch-size", help="expected Poisson batch under DP "
+                                                "(256); --batch-size is then the physical batch"),
+    canaries: Optional[int] = typer.Option(None, "--canaries", help="insert N secret-like canary sentences "
+                                           "(recorded in OUT/canaries.json for `audit privacy`)"),
+    canary_repeats: Optional[int] = typer.Option(None, "--canary-repeats", help="copies of each canary (1)"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="steps between evaluations (default: epoch)"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     patience: Optional[int] = typer.Option(None, "--patience", help="early stopping patience (evaluations)"),
@@ -82,7 +96,9 @@ def train(
             label_column=label_column, pair_column=pair_column, class_weights=class_weights, calibrate=calibrate,
             adversarial=adversarial, adv_epsilon=adv_epsilon, adv_alpha=adv_alpha, adv_steps=adv_steps,
             adv_start_epoch=adv_start_epoch, adv_module=adv_module, augment=augment, augment_rate=augment_rate,
-            cda=cda, cda_rate=cda_rate))
+            cda=cda, cda_rate=cda_rate, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_noise=dp_noise,
+            dp_max_grad_norm=dp_max_grad_norm, dp_accountant=dp_accountant, dp_train=dp_train,
+            dp_batch_size=dp_batch_size, canaries=canaries, canary_repeats=canary_repeats))
         from trustfit.train.tracking import make_tracker
 
         tracker = make_tracker(track, cfg.out, params=cfg.model_dump())
@@ -103,6 +119,12 @@ def train(
         typer.echo(f"adversarial training ({a['method']}): {a['extra_forward_per_step']:.0f} extra forward and "
                    f"{a['extra_backward_per_step']:.0f} extra backward passes per step, "
                    f"{a['seconds_per_step']:.3f} s per step", err=True)
+    if "privacy" in summary:
+        p = summary["privacy"]
+        typer.echo(f"differential privacy: epsilon {p['epsilon']:.3f} at delta {p['delta']:g} ({p['accountant']}), "
+                   f"noise {p['noise_multiplier']:.3f}, sample rate {p['sample_rate']:.4f} (Poisson), "
+                   f"{p['steps']} steps, clipping {p['max_grad_norm']:g}"
+                   + (" - stopped at the budget" if p["stopped_by_budget"] else ""), err=True)
     typer.echo(f"model saved to {summary['out']} ({summary['steps']} steps, "
                f"{summary['words_per_second']:.0f} words/s)", err=True)
 

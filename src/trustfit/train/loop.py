@@ -65,10 +65,11 @@ class Trainer:
     def __init__(self, model, features: Sequence[Any], settings: LoopSettings, accelerator,
                  evaluate: Callable[[Any], dict[str, Any]] | None, plugins: Sequence[Any], out_dir: Path,
                  pad_id: int = 0, collate_fn: Callable[[Sequence[Any], int], dict] = collate,
-                 loss_fn: Callable[[Any, dict], Any] | None = None) -> None:
+                 loss_fn: Callable[[Any, dict], Any] | None = None, private=None) -> None:
         """`features` are encoded examples with len() (sub-tokens, for bucketing) and n_words;
         `collate_fn(features, pad_id)` makes a batch; `loss_fn(model, batch)` overrides the
-        model's own loss (e.g. class weights)."""
+        model's own loss (e.g. class weights). `private` (privacy.dp.PrivateTraining) brings its
+        own Poisson sampler, wraps model and optimizer and takes each step under DP."""
         self.accelerator = accelerator
         self.settings = settings
         self.features = list(features)
@@ -80,10 +81,11 @@ class Trainer:
         self.collate_fn = collate_fn
         self.loss_fn = loss_fn
         self.state = TrainState()
+        self.private = private
         weights = [f.weight for f in self.features] if any(getattr(f, "weight", 1) != 1 for f in self.features) else None
-        self.sampler = BucketBatchSampler([len(f) for f in self.features], settings.batch_size, seed=settings.seed,
-                                          pool_batches=settings.pool_batches, rank=accelerator.process_index,
-                                          world_size=accelerator.num_processes, weights=weights)
+        self.sampler = private.sampler if private is not None else BucketBatchSampler(
+            [len(f) for f in self.features], settings.batch_size, seed=settings.seed, pool_batches=settings.pool_batches,
+            rank=accelerator.process_index, world_size=accelerator.num_processes, weights=weights)
         # steps per epoch can differ by a batch or two when features hold several sentences
         self.epoch_steps: list[int] = []
         while (len(self.epoch_steps) < settings.epochs if not settings.max_steps
@@ -97,7 +99,10 @@ class Trainer:
 
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(settings.warmup_ratio * self.state.total_steps), self.state.total_steps)
-        self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
+        if private is not None:
+            self.model, self.optimizer = private.make_private(model, self.optimizer)
+        else:
+            self.model, self.optimizer = accelerator.prepare(model, self.optimizer)
         self.metrics: dict[str, Any] | None = None
 
     def _make_optimizer(self, model) -> torch.optim.Optimizer:
@@ -121,7 +126,9 @@ class Trainer:
 
     @property
     def unwrapped_model(self):
-        return self.accelerator.unwrap_model(self.model)
+        """The plain model, without accelerate's or Opacus' wrapper."""
+        model = self.accelerator.unwrap_model(self.model)
+        return getattr(model, "_module", model)
 
     def set_features(self, features: Sequence[Any]) -> None:
         """Train on `features` from the current epoch on (e.g. freshly augmented copies); the
@@ -146,7 +153,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         acc = self.accelerator
-        path = save_checkpoint(self.ckpt_dir, self.state.step, self.model, self.optimizer, self.scheduler,
+        path = save_checkpoint(self.ckpt_dir, self.state.step, self.unwrapped_model, self.optimizer, self.scheduler,
                                self._trainer_state(), rank=acc.process_index, is_main=acc.is_main_process,
                                barrier=acc.wait_for_everyone)
         self.emit("on_checkpoint", path=path)
@@ -157,7 +164,7 @@ class Trainer:
         folder = latest_checkpoint(self.ckpt_dir)
         if folder is None:
             return False
-        saved = load_checkpoint(folder, self.model, self.optimizer, self.scheduler, self.accelerator.process_index)
+        saved = load_checkpoint(folder, self.unwrapped_model, self.optimizer, self.scheduler, self.accelerator.process_index)
         st = saved["state"]
         total, spe = self.state.total_steps, self.state.steps_per_epoch
         self.state = TrainState(**st)
@@ -187,6 +194,16 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def _step(self, idx: list[int]) -> None:
         feats = [self.features[i] for i in idx]
+        loss = self.private.step(self, idx) if self.private is not None else self._plain_step(feats)
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        st = self.state
+        st.step += 1
+        st.batch_in_epoch += 1
+        st.words_seen += sum(f.n_words for f in feats) * self.accelerator.num_processes
+        st.last_loss = float(loss)
+
+    def _plain_step(self, feats: list[Any]):
         batch = {k: v.to(self.accelerator.device) for k, v in self.collate_fn(feats, self.pad_id).items()}
         self.model.train()
         loss = self.compute_loss(batch)
@@ -195,13 +212,7 @@ class Trainer:
         if self.settings.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
         self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        st = self.state
-        st.step += 1
-        st.batch_in_epoch += 1
-        st.words_seen += sum(f.n_words for f in feats) * self.accelerator.num_processes
-        st.last_loss = float(loss.detach())
+        return loss.detach()
 
     def fit(self) -> TrainState:
         st, s = self.state, self.settings

