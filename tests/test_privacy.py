@@ -119,6 +119,9 @@ def test_dp_training_records_its_guarantee_and_saves_a_plain_model(tmp_path, tin
     assert [e["epoch"] for e in p["epochs"]] == [1, 2]  # logged each epoch
     assert not any(k.startswith("_module") or "lora" in k for k in _weights(tmp_path / "m"))
     assert "epsilon" in r.stderr
+    from trustfit.report.card import _dp_summary  # the model card's line
+
+    assert _dp_summary(meta["privacy"]).startswith(f"epsilon {meta['privacy']['epsilon']:.2f} at delta 0.001 (rdp")
     logged = [json.loads(l) for l in (tmp_path / "m/log.jsonl").read_text().splitlines()]
     assert [round(x["epsilon"], 6) for x in logged if x["event"] == "privacy"] == [round(e["epsilon"], 6)
                                                                                    for e in p["epochs"]]
@@ -241,7 +244,6 @@ def test_holdout_overlapping_training_is_refused_or_cleaned(tmp_path, ner_model,
     same = _cli("audit", "privacy", "--model", ner_model, "--train", ner_files / "train.txt", "--holdout",
                 ner_files / "train.txt", "--quiet")
     assert same.returncode != 0 and "is the same file as --train" in same.stderr
-    from trustfit.auditing import read_labelled_conll  # noqa: F401
     from trustfit.data.conll import read_conll
     from trustfit.errors import DataError
     from trustfit.privacy.audit import split_holdout

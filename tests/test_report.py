@@ -67,6 +67,12 @@ swaps = ["names"]
 group_terms = ["gender"]
 resamples = 200
 
+[audits.privacy]
+data = "test.txt"
+reference = "none"
+candidates = 50
+resamples = 200
+
 [report]
 title = "tiny test model"
 intended_use = "Tests."
@@ -91,7 +97,9 @@ def test_card_files_and_metadata(finished_run):
     md = (run / "card/README.md").read_text()
     assert card["task"] == "ner" and card["dev"]["value"] > 0 and len(card["evaluations"]) == 1
     assert card["audits"]["explain"]["status"] == "done"
-    assert card["audits"]["privacy"]["status"] == "not evaluated"
+    priv = card["audits"]["privacy"]
+    assert priv["status"] == "done" and priv["members"] == 20 and "privacy_roc" in card["plots"]
+    assert "Trained without differential privacy" in md
     fair = card["audits"]["fairness"]
     assert fair["status"] == "done" and fair["swaps"][0]["list"] == "names" and "fairness_fairness" in card["plots"]
     assert f"| names | data | {fair['swaps'][0]['sentences']} | PER_recall |" in md
@@ -106,7 +114,7 @@ def test_card_files_and_metadata(finished_run):
     assert results[0]["metrics"][0]["value"] == card["dev"]["value"]
     assert results[1]["metrics"][0]["value"] == card["evaluations"][0]["value"]
     assert "More information needed" not in md and "TODO" not in md and "n/a" not in md.split("## Robustness")[0]
-    assert "Not evaluated." in md.split("## Privacy")[1].split("##")[0]
+    assert "| loss threshold |" in md.split("## Privacy")[1].split("##")[0]
     # every number of card.json's main results is printed in README.md, the same
     for v in [card["dev"]["value"], card["evaluations"][0]["value"]] + [t["f1"] for t in card["dev"]["per_type"].values()]:
         assert f"{v:,.2f}" in md
@@ -132,7 +140,7 @@ def test_rerun_skips_and_changed_input_reruns(finished_run, ner_files):
     r = invoke(["run", exp, "--quiet", "--from", "audit"])
     assert "evaluate: unchanged" in r.output and "audit.explain: running" in r.output and "report: running" in r.output
     r = invoke(["run", exp, "--from", "fairness"])
-    assert r.exit_code == 2 and "stages are train, evaluate, audit.robustness, audit.explain, audit.fairness, report" in r.output
+    assert r.exit_code == 2 and "stages are train, evaluate, audit.robustness, audit.explain, audit.fairness, audit.privacy, report" in r.output
 
 
 def test_tensorboard_tracking(finished_run):
@@ -172,11 +180,12 @@ epoch = 2
 calibrate = true
 [audits.privacy]
 data = "x"
+frob = 1
 ''')
     r = invoke(["run", p])
     assert r.exit_code == 2
-    assert "unknown key 'outt'; did you mean 'out'?" in r.output and "audits.privacy: this audit is not built" in r.output
-    p.write_text(p.read_text().replace('outt = "run"\n', "").replace("[audits.privacy]\ndata = \"x\"\n", ""))
+    assert "unknown key 'outt'; did you mean 'out'?" in r.output and "unknown key 'audits.privacy.frob'" in r.output
+    p.write_text(p.read_text().replace('outt = "run"\n', "").replace("[audits.privacy]\ndata = \"x\"\nfrob = 1\n", ""))
     r = invoke(["run", p])
     assert r.exit_code == 2, r.output
     assert "unknown key 'train.epoch'; did you mean 'epochs'?" in r.output

@@ -84,7 +84,7 @@ def build_card(model_dir: str | Path, run_dir: str | Path | None = None, exp=Non
         "hyperparameters": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio",
                                                      "max_grad_norm", "seed", "context_tokens", "pack", "pack_tokens",
                                                      "class_weights", "calibrate") if k in cfg},
-        "temperature": meta.get("temperature"), "differential_privacy": meta.get("dp"),
+        "temperature": meta.get("temperature"), "differential_privacy": _dp_summary(meta.get("privacy")),
         "federated": meta.get("federated"),
     }
     card["dev"] = {"file": meta.get("dev_file"), **summarise_metrics(task, dev)} if dev else None
@@ -144,7 +144,28 @@ def _audit_summary(kind: str, res: dict, folder: Path) -> dict:
         out["groupings"] = [{"by": key, "groups": len(g["groups"]), "metric": g["main_metric"],
                              "flagged": sorted({f["group"] for f in g["flagged"]}), "note": g.get("note")}
                             for key, g in res.get("group_metrics", {}).items()]
+    if kind == "privacy":
+        m = res["membership"]
+        out["members"], out["shift_note"] = m["members"], m.get("shift_note")
+        out["attacks"] = {name: {"auc": _r(a["auc"]), "auc_ci": [_r(x) for x in a["auc_ci"]],
+                                 "tpr_1pct": _r(100 * a["tpr_at_1pct_fpr"], 2),
+                                 "tpr_01pct": _r(100 * a["tpr_at_0.1pct_fpr"], 2)} for name, a in m["attacks"].items()}
+        c = res.get("canaries")
+        out["canaries"] = None if not c else {
+            "count": len(c["results"]), "repeats": c["repeats"],
+            "max_exposure": _r(max(r["exposure"] for r in c["results"]), 2),
+            "exposure_max": _r(c["results"][0]["exposure_max"], 2)}
     return out
+
+
+def _dp_summary(p: dict | None) -> str | None:
+    """One line on the DP guarantee recorded in trustfit.json (None when trained without DP)."""
+    if not p:
+        return None
+    return (f"epsilon {p['epsilon']:.2f} at delta {p['delta']:g} ({p['accountant']} accountant; noise multiplier "
+            f"{p['noise_multiplier']:.3f}, {p['sampling']} sampling at rate {p['sample_rate']:.4f}, {p['steps']} steps, "
+            f"per-example clipping at {p['max_grad_norm']:g}; trained: {p['trained']}; privacy unit: "
+            f"{p['privacy_unit']})")
 
 
 def _r(x, digits: int = 3):
@@ -205,6 +226,16 @@ def limitations(card: dict) -> list[str]:
             if g["flagged"]:
                 out.append(f"Grouped by {g['by']}, these groups are worse off than the rest beyond doubt: "
                            f"{', '.join(g['flagged'])} (details in the fairness audit).")
+    priv = card["audits"].get("privacy", {})
+    if priv.get("status") == "done":
+        for name, a in priv["attacks"].items():
+            if a["auc_ci"][0] > 0.55:
+                out.append(f"A membership-inference attack ({name}) tells training examples from unseen ones with "
+                           f"ROC AUC {a['auc']:.3f} (95 % interval {a['auc_ci'][0]:.3f} to {a['auc_ci'][1]:.3f}; "
+                           f"{a['tpr_1pct']:.2f} % of members found at 1 % false positives).")
+        if priv.get("canaries") and priv["canaries"]["max_exposure"] >= 0.5 * priv["canaries"]["exposure_max"]:
+            out.append(f"A planted canary reached {priv['canaries']['max_exposure']:.2f} bits of exposure (of "
+                       f"{priv['canaries']['exposure_max']:.2f} measurable): the model memorises repeated secrets.")
     for kind, a in card["audits"].items():
         if a["status"] == "not evaluated":
             out.append({"robustness": "Robustness to typos, casing, entity swaps and adversarial edits was not evaluated.",

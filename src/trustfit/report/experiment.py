@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from trustfit.config import TrainConfig, read_structured_file
 from trustfit.errors import ConfigError, TrustfitError
 
-BUILT_AUDITS = ("robustness", "explain", "fairness")
-PLANNED_AUDITS = ("privacy",)
+BUILT_AUDITS = ("robustness", "explain", "fairness", "privacy")
+PLANNED_AUDITS: tuple[str, ...] = ()
 
 
 SPLIT_PREFIX = "split:"  # "split:train", "split:dev", "split:test": files the [split] stage writes
@@ -72,11 +72,24 @@ class FairnessAuditSection(BaseModel):
     limit: Optional[int] = Field(None, ge=1)
 
 
+class PrivacyAuditSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description="holdout: labelled data the model never saw (non-members; half of it trains the "
+                      "reference model)")
+    train: Optional[str] = Field(None, description="members are drawn from it (default: the experiment's train file)")
+    reference: Optional[str] = Field(None, description="reference model folder, or none (default: trained here)")
+    candidates: int = Field(1000, ge=10)
+    resamples: int = Field(1000, ge=100)
+    seed: int = 0
+    limit: Optional[int] = Field(None, ge=10)
+
+
 class AuditsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     robustness: Optional[RobustnessAuditSection] = None
     explain: Optional[ExplainAuditSection] = None
     fairness: Optional[FairnessAuditSection] = None
+    privacy: Optional[PrivacyAuditSection] = None
 
 
 class ReportSection(BaseModel):
@@ -116,7 +129,8 @@ def split_path(value: Any, run_dir: Path) -> Any:
 _SECTIONS: dict[str, type[BaseModel]] = {"": Experiment, "evaluate": EvaluateSection, "split": SplitSection, "audits": AuditsSection,
                                          "audits.explain": ExplainAuditSection,
                                          "audits.robustness": RobustnessAuditSection,
-                                         "audits.fairness": FairnessAuditSection, "report": ReportSection,
+                                         "audits.fairness": FairnessAuditSection,
+                                         "audits.privacy": PrivacyAuditSection, "report": ReportSection,
                                          "train": TrainConfig}
 
 
@@ -221,6 +235,14 @@ def load_experiment(path: str | Path) -> Experiment:
                     problems.append(f"audits.fairness.{key}: {e}")
         if cfg is not None and cfg.task == "ner" and fairness.group_columns:
             problems.append("audits.fairness.group_columns: a CoNLL file has no group columns; use group_terms")
+    privacy = exp.audits.privacy
+    if privacy is not None:
+        privacy = privacy.model_copy(update={
+            "data": resolve(privacy.data, base), "train": resolve(privacy.train, base) if privacy.train else None,
+            "reference": privacy.reference if privacy.reference in (None, "none") else resolve(privacy.reference, base)})
+        checks.append(("audits.privacy.data", privacy.data))
+        if privacy.train:
+            checks.append(("audits.privacy.train", privacy.train))
     split = exp.split
     if split is not None:
         split = split.model_copy(update={"input": resolve(split.input, base)})
@@ -253,4 +275,4 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{path}: invalid experiment file:\n  - " + "\n  - ".join(problems))
     return exp.model_copy(update={"train": train, "evaluate": EvaluateSection(files=files), "split": split,
                                   "audits": AuditsSection(explain=explain, robustness=robustness,
-                                                          fairness=fairness)})
+                                                          fairness=fairness, privacy=privacy)})

@@ -24,7 +24,8 @@ def stage_names(exp: Experiment) -> list[str]:
     names = (["split"] if exp.split is not None else []) + ["train"]
     if exp.evaluate.files:
         names.append("evaluate")
-    names += [f"audit.{k}" for k in ("robustness", "explain", "fairness") if getattr(exp.audits, k) is not None]
+    names += [f"audit.{k}" for k in ("robustness", "explain", "fairness", "privacy")
+              if getattr(exp.audits, k) is not None]
     return names + ["report"]
 
 
@@ -92,7 +93,8 @@ class Pipeline:
         elif name.startswith("audit."):
             kind = name.split(".", 1)[1]
             section = getattr(exp.audits, kind)
-            digest = _hash(section.model_dump(), [split_path(section.data, self.run_dir)], self.model_dir)
+            files = [section.data] + ([self._privacy_train(section)] if kind == "privacy" else [])
+            digest = _hash(section.model_dump(), [split_path(f, self.run_dir) for f in files], self.model_dir)
             action = lambda: self._audit(kind, section, tracker)  # noqa: E731
         else:
             digest = None
@@ -202,7 +204,22 @@ class Pipeline:
             if tracker is not None:
                 tracker.log_summary({f"audit/fairness/{h['name']}": h["value"] for h in res["headline"]})
             return {"headline": res["headline"]}
+        if kind == "privacy":
+            from trustfit.privacy.audit import run_privacy_audit
+
+            res = run_privacy_audit(str(self.model_dir), split_path(self._privacy_train(section), self.run_dir),
+                                    split_path(section.data, self.run_dir), str(self.model_dir / "audits" / "privacy"),
+                                    reference=section.reference, limit=section.limit, candidates=section.candidates,
+                                    resamples=section.resamples, seed=section.seed, quiet=self.quiet)
+            if tracker is not None:
+                tracker.log_summary({f"audit/privacy/{h['name']}": h["value"] for h in res["headline"]
+                                     if h["value"] is not None})
+            return {"headline": res["headline"]}
         raise ConfigError(f"audit {kind!r} is not built")
+
+    def _privacy_train(self, section) -> str:
+        """The file members are drawn from: the section's, else the experiment's training file."""
+        return section.train or self.exp.train_config(self.run_dir).train
 
     def _report(self, tracker) -> dict:
         from trustfit.report.card import write_card
