@@ -5,8 +5,9 @@ Runs: non-private (trustfit's defaults), then DP at epsilon 8, 3 and 1 (delta 1e
 defaults: Poisson logical batch 256, physical 32, lr 2e-3, embeddings frozen, ghost clipping).
 Each model gets `trustfit audit privacy` (members: 2,000 training sentences; non-members: dev
 sentences; one reference model, trained once, calibrates every target).
-Step cost: the same 20 physical batches of 32 through a plain step, a trustfit DP step and the
-straightforward Opacus set-ups (make_private, hooks and ghost), all parameters trained, fp32.
+Step cost: the same 20 physical batches of 32 through a plain step, trustfit's book-keeping DP step
+and the straightforward Opacus set-ups (make_private, hooks and ghost), all parameters trained,
+fp32, each with noise and the optimizer step.
 
 Goals (issue #9): dev F1 >= 83 at epsilon 8; DP step <= 1.5x a plain one.
 
@@ -117,6 +118,20 @@ def step_cost(args) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
     out["plain"] = timed(plain)
+
+    from opacus.optimizers import DPOptimizerFastGradientClipping
+
+    from trustfit.privacy.bk import BookKeepingClipper
+    m, opt = fresh()
+    clipper = BookKeepingClipper(m, 1.0)
+    bk_opt = DPOptimizerFastGradientClipping(opt, noise_multiplier=1.0, max_grad_norm=1.0, expected_batch_size=32)
+
+    def bk_step(b):
+        clipper.clipped_backward(per_example_loss(m, positions(b)))
+        bk_opt.step()
+        bk_opt.zero_grad(set_to_none=True)
+    out["trustfit_bk"] = timed(bk_step)
+    clipper.remove()
 
     from opacus import PrivacyEngine
     from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping

@@ -84,6 +84,58 @@ def test_a_layer_opacus_cannot_train_is_named():
         check_dp_model(model)
 
 
+@pytest.mark.parametrize("head", ["token", "sequence"])
+def test_book_keeping_clipping_equals_opacus_ghost_clipping(head):
+    """One backward pass (book-keeping) and Opacus' two give the same clipped gradient sum and norms,
+    with every parameter trained (word, position and token-type embeddings, LayerNorms, Linears)."""
+    import copy
+
+    import torch
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+    from opacus.optimizers import DPOptimizerFastGradientClipping
+    from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+    from transformers import BertConfig, BertForSequenceClassification, BertForTokenClassification
+
+    from trustfit.privacy.bk import BookKeepingClipper
+    from trustfit.privacy.dp import per_example_loss, with_explicit_ids
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=64, num_labels=5, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
+    model = (BertForTokenClassification if head == "token" else BertForSequenceClassification)(cfg).train()
+    ids = torch.randint(1, 200, (6, 11))
+    ids[0, 8:] = 0  # padding
+    ids[1, 3] = ids[1, 5]  # one word twice: its embedding row adds up
+    mask = (ids != 0).long()
+    labels = torch.randint(0, 5, (6, 11)) if head == "token" else torch.randint(0, 5, (6,))
+    if head == "token":
+        labels[mask == 0] = -100
+    batch = with_explicit_ids({"input_ids": ids, "attention_mask": mask, "labels": labels},
+                              ["position_ids", "token_type_ids"])
+    twin = copy.deepcopy(model)
+    norms = BookKeepingClipper(model, 0.1).clipped_backward(per_example_loss(model, batch))
+    gsm = GradSampleModuleFastGradientClipping(twin, batch_first=True, loss_reduction="mean", max_grad_norm=0.1)
+    opt = DPOptimizerFastGradientClipping(torch.optim.SGD(twin.parameters(), lr=0.1), noise_multiplier=0.0,
+                                          max_grad_norm=0.1, expected_batch_size=6)
+    DPTensorFastGradientClipping(gsm, opt, per_example_loss(gsm, batch), "mean").backward()
+    assert torch.allclose(norms, gsm.per_sample_gradient_norms, rtol=1e-5)
+    assert (norms > 0.1).all()  # every example was clipped: the comparison covers the scaling
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-7), name
+
+
+def test_book_keeping_names_a_layer_it_does_not_cover():
+    import torch
+
+    from trustfit.errors import ConfigError
+    from trustfit.privacy.bk import BookKeepingClipper
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Conv1d(4, 4, 1))
+    with pytest.raises(ConfigError, match=r"not: 1 \(Conv1d\); use --dp-clipping ghost"):
+        BookKeepingClipper(model, 1.0)
+
+
 # -- DP training ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ner_files(tmp_path_factory):
@@ -129,10 +181,11 @@ def test_dp_training_records_its_guarantee_and_saves_a_plain_model(tmp_path, tin
 
 def test_dp_training_stops_before_the_budget(tmp_path, tiny_model_dir, ner_files):
     r = _dp_train(tiny_model_dir, ner_files, tmp_path / "m", "--dp-noise", "0.7", "--dp-epsilon", "3",
-                  "--epochs", "10", "--dp-accountant", "rdp")
+                  "--epochs", "10", "--dp-accountant", "rdp", "--dp-clipping", "ghost")
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "m/train_summary.json").read_text())["privacy"]
     assert s["stopped_by_budget"] and s["steps"] < s["planned_steps"] and s["epsilon"] <= 3.0
+    assert "ghost" in s["clipping"]
     from trustfit.privacy.accounting import epsilon_spent
 
     assert epsilon_spent([(0.7, s["sample_rate"], s["steps"] + 1)], 1e-3, "rdp") > 3.0

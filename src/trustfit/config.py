@@ -87,6 +87,8 @@ class TrainConfig(BaseModel):
                                       "as a budget)")
     dp_max_grad_norm: float = Field(1.0, gt=0, description="per-example clipping norm C")
     dp_accountant: Literal["prv", "rdp"] = Field("prv", description="privacy accountant (Opacus PRV or RDP)")
+    dp_clipping: Literal["bk", "ghost"] = Field("bk", description="per-example clipping: bk (book-keeping, one "
+                                                "backward pass) or ghost (Opacus ghost clipping, two)")
     dp_train: str = Field("no-embeddings", description="parameters trained under DP: all, no-embeddings, top-N "
                           "or lora")
     dp_batch_size: int = Field(256, ge=1, description="expected logical (Poisson) batch under DP; batch_size is then "
@@ -108,7 +110,8 @@ class TrainConfig(BaseModel):
             return data
         dp = data.get("dp_epsilon") is not None or data.get("dp_noise") is not None
         if not dp:
-            used = [k for k in ("dp_delta", "dp_max_grad_norm", "dp_accountant", "dp_train", "dp_batch_size")
+            used = [k for k in ("dp_delta", "dp_max_grad_norm", "dp_accountant", "dp_clipping", "dp_train",
+                                "dp_batch_size")
                     if k in data and data[k] != cls.model_fields[k].default]
             if used:
                 raise ValueError(f"{', '.join(used)}: DP options need dp_epsilon (--dp-epsilon) or dp_noise "

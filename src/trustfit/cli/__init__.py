@@ -2,7 +2,7 @@
 
 train.py: train, evaluate; predict.py: predict, split; apps.py: monitor, route;
 explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind); mitigate.py: the `mitigate` group;
-serve.py: serve;
+serve.py: serve; scan.py: scan;
 run.py: run (the experiment pipeline), report (the model card)."""
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ def train(
                                              "or with it as a budget)"),
     dp_max_grad_norm: Optional[float] = typer.Option(None, "--dp-max-grad-norm", help="per-example clipping norm (1.0)"),
     dp_accountant: Optional[str] = typer.Option(None, "--dp-accountant", help="prv (default) or rdp"),
+    dp_clipping: Optional[str] = typer.Option(None, "--dp-clipping", help="bk (book-keeping, default: one backward "
+                                              "pass) or ghost (Opacus ghost clipping)"),
     dp_train: Optional[str] = typer.Option(None, "--dp-train", help="trained under DP: all, no-embeddings "
                                            "(default), top-N or lora (saved merged)"),
     dp_batch_size: Optional[int] = typer.Option(None, "--dp-batch-size", help="expected Poisson batch under DP "
@@ -97,7 +99,7 @@ def train(
             adversarial=adversarial, adv_epsilon=adv_epsilon, adv_alpha=adv_alpha, adv_steps=adv_steps,
             adv_start_epoch=adv_start_epoch, adv_module=adv_module, augment=augment, augment_rate=augment_rate,
             cda=cda, cda_rate=cda_rate, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_noise=dp_noise,
-            dp_max_grad_norm=dp_max_grad_norm, dp_accountant=dp_accountant, dp_train=dp_train,
+            dp_max_grad_norm=dp_max_grad_norm, dp_accountant=dp_accountant, dp_clipping=dp_clipping, dp_train=dp_train,
             dp_batch_size=dp_batch_size, canaries=canaries, canary_repeats=canary_repeats))
         from trustfit.train.tracking import make_tracker
 

@@ -1,7 +1,7 @@
-"""DP-SGD on the training loop, built on Opacus: per-example clipping (ghost clipping where Opacus
-has a norm sampler, per-sample gradients elsewhere), Gaussian noise, Poisson sampling of logical
-batches split into physical ones (Opacus' BatchSplittingSampler, the heart of its
-BatchMemoryManager), and an accountant whose history is saved in every checkpoint.
+"""DP-SGD on the training loop, built on Opacus: per-example clipping (book-keeping, bk.py, by
+default; Opacus' ghost clipping on request), Gaussian noise (Opacus' DP optimizer), Poisson
+sampling of logical batches split into physical ones (Opacus' BatchSplittingSampler, the heart of
+its BatchMemoryManager), and an accountant whose history is saved in every checkpoint.
 
 The privacy unit is one training example (a CoNLL sentence, a classification row): under DP each
 example is one model input (no packing, no document context, no windows), the sampler is
@@ -24,6 +24,8 @@ from trustfit.privacy.accounting import epsilon_spent, noise_for_epsilon, steps_
 from trustfit.train.plugins import Plugin
 
 SAMPLING = "poisson"
+CLIPPING = {"bk": "per-example, book-keeping (one backward pass; Bu et al. 2023)",
+            "ghost": "per-example, Opacus ghost clipping (two backward passes)"}
 
 
 class PoissonSampler:
@@ -136,23 +138,29 @@ class PrivateTraining(Plugin):
         self.allowed_steps: int | None = None
         self.stopped_by_budget = False
         self.log_path, self.say = log_path, say
-        self.gsm = self.optimizer = None
+        self.gsm = self.optimizer = self.clipper = None
         self._eps_cache: tuple[int, float] | None = None
 
     # -- wrapping ---------------------------------------------------------------------------
     def make_private(self, model, optimizer) -> PrivateParts:
-        """Wrap for ghost clipping (Opacus' GradSampleModuleFastGradientClipping) and noise."""
+        """Attach per-example clipping (book-keeping hooks, or Opacus' ghost-clipping wrapper) and
+        wrap the optimizer in Opacus' DP optimizer, which adds the noise."""
         from opacus.grad_sample import GradSampleModuleFastGradientClipping
         from opacus.optimizers import DPOptimizerFastGradientClipping
 
         model.train()
         check_dp_model(model)
-        try:
-            self.gsm = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean",
-                                                            max_grad_norm=self.cfg.dp_max_grad_norm,
-                                                            use_ghost_clipping=True)
-        except NotImplementedError as e:  # Opacus names the unsupported layer
-            raise ConfigError(f"DP training: {e}") from None
+        if self.cfg.dp_clipping == "bk":
+            from trustfit.privacy.bk import BookKeepingClipper
+
+            self.clipper, self.gsm = BookKeepingClipper(model, self.cfg.dp_max_grad_norm), model
+        else:
+            try:
+                self.gsm = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean",
+                                                                max_grad_norm=self.cfg.dp_max_grad_norm,
+                                                                use_ghost_clipping=True)
+            except NotImplementedError as e:  # Opacus names the unsupported layer
+                raise ConfigError(f"DP training: {e}") from None
         self.optimizer = DPOptimizerFastGradientClipping(
             optimizer, noise_multiplier=self.noise, max_grad_norm=self.cfg.dp_max_grad_norm,
             expected_batch_size=self.cfg.dp_batch_size, loss_reduction="mean")
@@ -182,7 +190,10 @@ class PrivateTraining(Plugin):
                     p.grad = torch.zeros_like(p)
             else:
                 loss = per_example_loss(self.gsm, self._batch(trainer, [trainer.features[i] for i in chunk]))
-                DPTensorFastGradientClipping(self.gsm, self.optimizer, loss, "mean").backward()
+                if self.clipper is not None:
+                    self.clipper.clipped_backward(loss)
+                else:
+                    DPTensorFastGradientClipping(self.gsm, self.optimizer, loss, "mean").backward()
                 losses, count = losses + float(loss.detach().sum()), count + len(chunk)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -250,7 +261,7 @@ class PrivateTraining(Plugin):
                 "sample_rate": self.sample_rate, "expected_batch_size": self.cfg.dp_batch_size,
                 "physical_batch_size": self.cfg.batch_size, "steps": self.steps_taken,
                 "planned_steps": self.planned_steps, "max_grad_norm": self.cfg.dp_max_grad_norm,
-                "clipping": "per-example, ghost clipping (Opacus fast gradient clipping)",
+                "clipping": CLIPPING[self.cfg.dp_clipping],
                 "sampling": SAMPLING, "privacy_unit": "one training example (sentence or row)",
                 "trained": self.cfg.dp_train, "trained_parameters": self.trained_parameters,
                 "history": self.history, "stopped_by_budget": self.stopped_by_budget,
