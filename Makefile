@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy
 
 setup:
 	bash scripts/setup.sh
@@ -49,6 +49,9 @@ bench-robustness: setup
 # The HTTP server under load (needs Debian's wrk for the closed-loop client; a model from make demo).
 bench-fairness: setup
 	$(PY) bench/fairness.py --heldout-names
+
+bench-privacy: setup
+	$(PY) bench/privacy.py
 
 bench-serve: setup
 	$(PY) bench/serve_load.py --model $(RUN)/model

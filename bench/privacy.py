@@ -2,7 +2,8 @@
 inference, each model trained in this run on CoNLL-2003 (3 epochs, dev = valid).
 
 Runs: non-private (trustfit's defaults), then DP at epsilon 8, 3 and 1 (delta 1e-5, PRV, the DP
-defaults: Poisson logical batch 256, physical 32, lr 2e-3, embeddings frozen, ghost clipping).
+defaults: Poisson logical batch 256, physical 32, LoRA r 8 on every Linear of the encoder, lr 1e-2,
+book-keeping clipping at 1.0).
 Each model gets `trustfit audit privacy` (members: 2,000 training sentences; non-members: dev
 sentences; one reference model, trained once, calibrates every target).
 Step cost: the same 20 physical batches of 32 through a plain step, trustfit's book-keeping DP step

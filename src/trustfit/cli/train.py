@@ -68,8 +68,8 @@ def train(
     dp_accountant: Optional[str] = typer.Option(None, "--dp-accountant", help="prv (default) or rdp"),
     dp_clipping: Optional[str] = typer.Option(None, "--dp-clipping", help="bk (book-keeping, default: one backward "
                                               "pass) or ghost (Opacus ghost clipping)"),
-    dp_train: Optional[str] = typer.Option(None, "--dp-train", help="trained under DP: all, no-embeddings "
-                                           "(default), top-N or lora (saved merged)"),
+    dp_train: Optional[str] = typer.Option(None, "--dp-train", help="trained under DP: lora (default; saved "
+                                           "merged), all, no-embeddings or top-N"),
     dp_batch_size: Optional[int] = typer.Option(None, "--dp-batch-size", help="expected Poisson batch under DP "
                                                 "(256); --batch-size is then the physical batch"),
     canaries: Optional[int] = typer.Option(None, "--canaries", help="insert N secret-like canary sentences "

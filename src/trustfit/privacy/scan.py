@@ -163,7 +163,7 @@ class Scanner:
             for t in toks:
                 starts.append(len(joined) + (1 if joined else 0))
                 joined = f"{joined} {t}" if joined else t
-            spans = [(k, starts[a], starts[b - 1] + len(toks[b - 1])) for a, b in pers for k in ["person"]]
+            spans = [("person", starts[a], starts[b - 1] + len(toks[b - 1])) for a, b in pers]
             spans += [s for s in find_pii(joined, self.region) if all(s[2] <= ps or s[1] >= pe for _, ps, pe in spans)]
             for kind, s, e in spans:
                 covered = [j for j, st in enumerate(starts) if st < e and st + len(toks[j]) > s]
