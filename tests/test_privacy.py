@@ -73,6 +73,18 @@ def test_dp_bad_input_is_refused_clearly(tmp_path, tiny_model_dir, extra, messag
         or message in " ".join(r.stderr.split()), r.stderr
 
 
+def test_dp_refuses_the_length_bucketed_sampler_and_context():
+    from trustfit.config import build_config
+    from trustfit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pool_batches: the length-bucketed sampler voids the Poisson sampling"):
+        build_config(None, dict(train="t", out="o", dp_epsilon=8, pool_batches=4))
+    with pytest.raises(ConfigError, match="context_tokens: document context shows a sentence"):
+        build_config(None, dict(train="t", out="o", dp_noise=1.0, context_tokens=16))
+    cfg = build_config(None, dict(train="t", out="o", dp_epsilon=8))  # the defaults the guarantee needs
+    assert (cfg.pack, cfg.context_tokens, cfg.precision, cfg.dp_train, cfg.lr) == (False, 0, "fp32", "lora", 1e-2)
+
+
 def test_a_layer_opacus_cannot_train_is_named():
     import torch
 
@@ -346,3 +358,7 @@ def test_scan_keeps_conll_columns_and_csv_rows(tmp_path, ner_model):
     (tmp_path / "a.jsonl").write_text('{"text": "iban GB82 WEST 1234 5698 7654 32", "label": "x"}\n{"text": oops}\n')
     r = _cli("scan", tmp_path / "a.jsonl")
     assert r.returncode != 0 and "a.jsonl:2: not valid JSON" in r.stderr
+    (tmp_path / "b.txt").write_bytes("caf\xe9 au lait@neutral\n".encode("latin-1"))
+    r = _cli("scan", tmp_path / "b.txt")
+    assert r.returncode != 0 and "not utf-8 text (byte 3); pass --encoding" in r.stderr
+    assert _cli("scan", tmp_path / "b.txt", "--encoding", "latin-1").returncode == 0

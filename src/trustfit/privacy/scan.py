@@ -132,7 +132,11 @@ class Scanner:
         if fmt not in SCAN_FORMATS:
             raise DataError(f"--format {fmt!r}: use one of {', '.join(SCAN_FORMATS)}")
         fmt = detect_scan_format(p) if fmt == "auto" else fmt
-        text = p.read_text(encoding=self.encoding)
+        try:
+            text = p.read_text(encoding=self.encoding)
+        except UnicodeDecodeError as e:
+            raise DataError(f"{p}: not {self.encoding} text (byte {e.start}); pass --encoding, e.g. latin-1 for "
+                            "Financial PhraseBank") from None
         findings, redacted = self._conll(text) if fmt == "conll" else self._records(text, fmt, p)
         if redact:
             Path(redact).write_text(redacted, encoding=self.encoding)
