@@ -79,7 +79,7 @@ def test_dp_refuses_the_length_bucketed_sampler_and_context():
 
     with pytest.raises(ConfigError, match="pool_batches: the length-bucketed sampler voids the Poisson sampling"):
         build_config(None, dict(train="t", out="o", dp_epsilon=8, pool_batches=4))
-    with pytest.raises(ConfigError, match="context_tokens: document context shows a sentence"):
+    with pytest.raises(ConfigError, match="context_tokens: under DP each training example must be one model input .*document context"):
         build_config(None, dict(train="t", out="o", dp_noise=1.0, context_tokens=16))
     cfg = build_config(None, dict(train="t", out="o", dp_epsilon=8))  # the defaults the guarantee needs
     assert (cfg.pack, cfg.context_tokens, cfg.precision, cfg.dp_train, cfg.lr) == (False, 0, "fp32", "lora", 1e-2)
