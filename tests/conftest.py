@@ -141,13 +141,19 @@ def synthetic_ner_sentence(rng: random.Random) -> list[tuple[str, str]]:
     return words[:i] + person + words[i:j] + [("in", "O")] + city + words[j:] + [(".", "O")]
 
 
+def write_synthetic_ner(d: Path, seed: int, **sizes: int) -> Path:
+    """Files NAME.txt of synthetic NER sentences, sizes[NAME] each, drawn in order from one seeded rng."""
+    rng = random.Random(seed)
+    for name, n in sizes.items():
+        write_conll(d / f"{name}.txt", [synthetic_ner_sentence(rng) for _ in range(n)])
+    return d
+
+
 @pytest.fixture(scope="session")
 def ner_model(tmp_path_factory, tiny_model_dir):
     """A tiny NER model trained on synthetic sentences until it finds their people and cities."""
     d = tmp_path_factory.mktemp("ner")
-    rng = random.Random(0)
-    write_conll(d / "train.txt", [synthetic_ner_sentence(rng) for _ in range(400)])
-    write_conll(d / "dev.txt", [synthetic_ner_sentence(rng) for _ in range(40)])
+    write_synthetic_ner(d, 0, train=400, dev=40)
     out = d / "model"
     _cli_ok(["train", "--model", tiny_model_dir, "--train", d / "train.txt", "--dev", d / "dev.txt", "--out", out,
              "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet", "--precision", "fp32"])

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import FILLER, synthetic_ner_sentence, write_conll
+from tests.conftest import FILLER, write_conll, write_synthetic_ner
 
 HF = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -65,8 +65,7 @@ def test_noise_search_and_budget_are_consistent():
     (["--dp-epsilon", "8", "--dp-delta", "0.1"], "dp_delta: 0.1 must be above 0 and below 1/N = 1/40"),
 ])
 def test_dp_bad_input_is_refused_clearly(tmp_path, tiny_model_dir, extra, message):
-    rng = random.Random(0)
-    write_conll(tmp_path / "t.txt", [synthetic_ner_sentence(rng) for _ in range(40)])
+    write_synthetic_ner(tmp_path, 0, t=40)
     r = _cli("train", "--model", tiny_model_dir, "--train", tmp_path / "t.txt", "--out", tmp_path / "o", "--quiet",
              *extra)
     assert r.returncode != 0 and message in r.stderr.replace("\n", " ").replace("│", " ").replace("  ", " ") \
@@ -151,12 +150,7 @@ def test_book_keeping_names_a_layer_it_does_not_cover():
 # -- DP training ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ner_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dpdata")
-    rng = random.Random(1)
-    write_conll(d / "train.txt", [synthetic_ner_sentence(rng) for _ in range(60)])
-    write_conll(d / "holdout.txt", [synthetic_ner_sentence(rng) for _ in range(60)])
-    write_conll(d / "dev.txt", [synthetic_ner_sentence(rng) for _ in range(20)])
-    return d
+    return write_synthetic_ner(tmp_path_factory.mktemp("dpdata"), 1, train=60, holdout=60, dev=20)
 
 
 def _dp_train(tiny_model_dir, d, out, *extra, env=None):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import synthetic_ner_sentence, synthetic_sentence, write_conll
+from tests.conftest import synthetic_sentence, write_synthetic_ner
 from trustfit.cli import app
 
 runner = CliRunner()
@@ -27,12 +27,7 @@ def invoke(args):
 
 @pytest.fixture(scope="module")
 def ner_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("exp")
-    rng = random.Random(3)
-    write_conll(d / "train.txt", [synthetic_ner_sentence(rng) for _ in range(300)])
-    write_conll(d / "dev.txt", [synthetic_ner_sentence(rng) for _ in range(20)])
-    write_conll(d / "test.txt", [synthetic_ner_sentence(rng) for _ in range(20)])
-    return d
+    return write_synthetic_ner(tmp_path_factory.mktemp("exp"), 3, train=300, dev=20, test=20)
 
 
 def experiment(d: Path, model: Path, **extra) -> Path:

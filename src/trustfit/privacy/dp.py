@@ -117,7 +117,6 @@ class PrivateTraining(Plugin):
     def __init__(self, cfg, n_examples: int, trained_parameters: int, log_path: Path | None = None,
                  say=print) -> None:
         self.cfg = cfg
-        self.n = n_examples
         self.delta = cfg.dp_delta
         if not 0 < self.delta < 1 / n_examples:
             raise ConfigError(f"dp_delta: {self.delta:g} must be above 0 and below 1/N = 1/{n_examples} "
@@ -138,7 +137,8 @@ class PrivateTraining(Plugin):
         self.allowed_steps: int | None = None
         self.stopped_by_budget = False
         self.log_path, self.say = log_path, say
-        self.gsm = self.optimizer = self.clipper = None
+        # the forward runs through `module`: the model itself (book-keeping hooks) or Opacus' ghost wrapper
+        self.module = self.optimizer = self.clipper = None
         self._eps_cache: tuple[int, float] | None = None
 
     # -- wrapping ---------------------------------------------------------------------------
@@ -153,10 +153,12 @@ class PrivateTraining(Plugin):
         if self.cfg.dp_clipping == "bk":
             from trustfit.privacy.bk import BookKeepingClipper
 
-            self.clipper, self.gsm = BookKeepingClipper(model, self.cfg.dp_max_grad_norm), model
+            self.clipper, self.module = BookKeepingClipper(model, self.cfg.dp_max_grad_norm), model  # hooks only
         else:
+            # with frozen embeddings no input requires grad: Opacus' hooks still see the output gradients
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
             try:
-                self.gsm = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean",
+                self.module = GradSampleModuleFastGradientClipping(model, batch_first=True, loss_reduction="mean",
                                                                 max_grad_norm=self.cfg.dp_max_grad_norm,
                                                                 use_ghost_clipping=True)
             except NotImplementedError as e:  # Opacus names the unsupported layer
@@ -166,7 +168,7 @@ class PrivateTraining(Plugin):
             expected_batch_size=self.cfg.dp_batch_size, loss_reduction="mean")
         forward = inspect.signature(model.forward).parameters
         self.pass_ids = [k for k in ("position_ids", "token_type_ids") if k in forward]
-        return PrivateParts(self.gsm, self.optimizer)
+        return PrivateParts(self.module, self.optimizer)
 
     def _batch(self, trainer, feats) -> dict:
         return with_explicit_ids(trainer.collate_fn(feats, trainer.pad_id), self.pass_ids, trainer.accelerator.device)
@@ -180,20 +182,18 @@ class PrivateTraining(Plugin):
 
         order = sorted(idx, key=lambda i: len(trainer.features[i]))  # less padding; the sum is the same
         losses, count = 0.0, 0
-        self.gsm.train()
-        # with frozen embeddings no input requires grad: Opacus' hooks still see the output gradients
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        self.module.train()
         for chunk in BatchSplittingSampler(sampler=[order], max_batch_size=self.cfg.batch_size,
                                            optimizer=self.optimizer):
             if not chunk:  # an empty Poisson batch still takes a noise-only step
                 for p in self.optimizer.params:
                     p.grad = torch.zeros_like(p)
             else:
-                loss = per_example_loss(self.gsm, self._batch(trainer, [trainer.features[i] for i in chunk]))
+                loss = per_example_loss(self.module, self._batch(trainer, [trainer.features[i] for i in chunk]))
                 if self.clipper is not None:
                     self.clipper.clipped_backward(loss)
                 else:
-                    DPTensorFastGradientClipping(self.gsm, self.optimizer, loss, "mean").backward()
+                    DPTensorFastGradientClipping(self.module, self.optimizer, loss, "mean").backward()
                 losses, count = losses + float(loss.detach().sum()), count + len(chunk)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
