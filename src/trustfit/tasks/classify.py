@@ -43,17 +43,15 @@ class ClassifyTask:
         self.truncated = 0
         self.loss_fn = None
 
-    def load_data(self) -> None:
+    def load_data(self, labels: list[str] | None = None) -> None:
+        """Read train (and dev); the labels are train's unless given (a federated client trains
+        the server's label set)."""
         cfg = self.cfg
         self.train = read_classify_corpus(cfg.train, cfg)
-        self.labels = sorted(self.train.label_counts())
-        if len(self.labels) < 2:
-            raise DataError(f"{cfg.train}: only one label ({', '.join(self.labels)}); classification needs two or more")
-        self.label2id = {l: i for i, l in enumerate(self.labels)}
-        self.dev = None
-        if cfg.dev:
-            self.dev = read_classify_corpus(cfg.dev, cfg)
-            check_labels(self.dev, self.labels)
+        labels = list(labels) if labels else sorted(self.train.label_counts())
+        if len(labels) < 2:
+            raise DataError(f"{cfg.train}: only one label ({', '.join(labels)}); classification needs two or more")
+        self.load_eval(labels)
         if cfg.class_weights:
             counts = self.train.label_counts()
             w = np.array([len(self.train) / (len(self.labels) * counts[l]) for l in self.labels], dtype=np.float32)
@@ -72,6 +70,15 @@ class ClassifyTask:
     @property
     def n_train_words(self) -> int:
         return self.train.n_words
+
+    def load_eval(self, labels: list[str]) -> None:
+        """The label set and the dev file only (a federated server, which holds no training data)."""
+        self.labels = list(labels)
+        self.label2id = {l: i for i, l in enumerate(self.labels)}
+        self.dev = None
+        if self.cfg.dev:
+            self.dev = read_classify_corpus(self.cfg.dev, self.cfg)
+            check_labels(self.dev, self.labels)
 
     def build_model(self, source: str):
         from trustfit.models.backbone import load_sequence_classifier

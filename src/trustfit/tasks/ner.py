@@ -27,10 +27,17 @@ class NerTask:
         self.cfg = cfg
         self.max_length: int | None = None
 
-    def load_data(self) -> None:
+    def load_data(self, labels: list[str] | None = None) -> None:
+        """Read train (and dev); the labels are learned from train unless given (a federated
+        client trains the server's label set, of which its own data may hold a part)."""
         cfg = self.cfg
         self.train = read_ner_corpus(cfg.train, cfg)
-        self.schema = LabelSchema.from_corpus(self.train)
+        self.load_eval(labels or list(LabelSchema.from_corpus(self.train).labels))
+
+    def load_eval(self, labels: list[str]) -> None:
+        """The label set and the dev file only (a federated server, which holds no training data)."""
+        cfg = self.cfg
+        self.schema = LabelSchema(tuple(labels))
         self.labels = list(self.schema.labels)
         self.dev = None
         if cfg.dev:

@@ -57,6 +57,7 @@ class LoopSettings:
     checkpoint_every: int
     pool_batches: int
     select_metric: str = "f1"
+    save_checkpoints: bool = True  # False: a short run that is never resumed (a federated round)
 
 
 class Trainer:
@@ -231,7 +232,7 @@ class Trainer:
                     st.train_seconds += time.perf_counter() - t0
                     self.evaluate()
                     t0 = time.perf_counter()
-                if st.step % s.checkpoint_every == 0 and st.step < st.total_steps:
+                if s.save_checkpoints and st.step % s.checkpoint_every == 0 and st.step < st.total_steps:
                     st.train_seconds += time.perf_counter() - t0
                     self.save_checkpoint()
                     t0 = time.perf_counter()
@@ -244,7 +245,7 @@ class Trainer:
                 self.emit("on_epoch_end")
                 if not s.eval_every and st.last_eval_step != st.step:
                     self.evaluate()
-                if st.step < st.total_steps and not st.should_stop:
+                if s.save_checkpoints and st.step < st.total_steps and not st.should_stop:
                     self.save_checkpoint()
         if st.last_eval_step != st.step:
             self.evaluate()

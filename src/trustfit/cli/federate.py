@@ -1,0 +1,114 @@
+"""`trustfit federate`: federated fine-tuning on Flower. Without a subcommand, a simulation on one
+machine (the training file split into client partitions); `federate server` and `federate client`
+run the same apps as separate processes (a SuperLink with the ServerApp, one SuperNode per data
+owner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from trustfit.cli.common import Task, app, fail
+from trustfit.errors import TrustfitError
+
+federate_app = typer.Typer(help=__doc__, invoke_without_command=True)
+app.add_typer(federate_app, name="federate")
+
+# the local recipe and the round settings, declared once for the simulation and the server
+TASK = typer.Option(None, "--task", help="ner (default) or classify")
+MODEL = typer.Option(None, "--model", help="backbone every party starts from (default: packaged all-MiniLM-L6-v2)")
+CONFIG = typer.Option(None, "--config", help="TOML/YAML file with the clients' local recipe (train options)")
+ROUNDS = typer.Option(5, "--rounds", help="federated rounds")
+LOCAL_EPOCHS = typer.Option(1, "--local-epochs", help="epochs each client trains per round")
+STRATEGY = typer.Option("fedavg", "--strategy", help="fedavg, fedprox or fedadam")
+MU = typer.Option(0.01, "--proximal-mu", help="FedProx: weight of the proximal term")
+SERVER_LR = typer.Option(1e-2, "--server-lr", help="FedAdam: the server's step size")
+PARAMS = typer.Option(None, "--federate-params", help="trained and sent: all (default; under DP: as --dp-train), "
+                      "top-N (top N layers + head) or lora (adapters + head, merged at the end)")
+MIN_CLIENTS = typer.Option(None, "--min-clients", help="replies a round needs to count (default: half of --clients)")
+ROUND_TIMEOUT = typer.Option(3600.0, "--round-timeout", help="seconds a round waits for replies")
+LR = typer.Option(None, "--lr")
+BATCH = typer.Option(None, "--batch-size")
+SEED = typer.Option(None, "--seed")
+PRECISION = typer.Option(None, "--precision", help="auto, fp32 or bf16")
+CONTEXT = typer.Option(None, "--context-tokens", help="NER document context per side (0 = off)")
+DP_EPSILON = typer.Option(None, "--dp-epsilon", help="client DP-SGD: each client's epsilon over all rounds")
+DP_DELTA = typer.Option(None, "--dp-delta", help="DP delta, below 1/N of the smallest client")
+DP_NOISE = typer.Option(None, "--dp-noise", help="DP noise multiplier (instead of --dp-epsilon, or with it)")
+DP_BATCH = typer.Option(None, "--dp-batch-size", help="expected Poisson batch of a client under DP (256)")
+DP_TRAIN = typer.Option(None, "--dp-train", help="under DP: lora (default), all, no-embeddings or top-N")
+OUT = typer.Option(..., "--out", help="run folder: the global model (HF format), rounds.json, learning_curve.png")
+OVERWRITE = typer.Option(False, "--overwrite", help="replace whatever --out holds")
+QUIET = typer.Option(False, "--quiet", "-q")
+
+
+def local_recipe(config: Optional[Path], **options: Any):
+    """The clients' TrainConfig from a config file and the flags given."""
+    from trustfit.config import build_config
+
+    return build_config(config, options)
+
+
+def round_settings(cfg, federate_params: Optional[str], **kw: Any) -> dict[str, Any]:
+    return {"federate_params": federate_params or (cfg.dp_train if cfg.dp else "all"), **kw}
+
+
+@federate_app.callback()
+def federate(
+    ctx: typer.Context,
+    train: Optional[str] = typer.Option(None, "--train", help="simulation: the file split among the clients"),
+    dev: Optional[str] = typer.Option(None, "--dev", help="the server's dev file (central evaluation each round)"),
+    clients: int = typer.Option(10, "--clients", help="simulated clients (SuperNodes)"),
+    partition: str = typer.Option("iid", "--partition", help="iid, dirichlet:ALPHA (e.g. dirichlet:0.5) or "
+                                  "by-document (NER)"),
+    out: Optional[str] = typer.Option(None, "--out", help="run folder: partitions, the global model (HF format), "
+                                      "rounds.json, learning_curve.png"),
+    task: Optional[Task] = TASK, model: Optional[str] = MODEL, config: Optional[Path] = CONFIG,
+    rounds: int = ROUNDS, local_epochs: int = LOCAL_EPOCHS, strategy: str = STRATEGY, proximal_mu: float = MU,
+    server_lr: float = SERVER_LR, federate_params: Optional[str] = PARAMS, min_clients: Optional[int] = MIN_CLIENTS,
+    round_timeout: float = ROUND_TIMEOUT, lr: Optional[float] = LR, batch_size: Optional[int] = BATCH,
+    seed: Optional[int] = SEED, precision: Optional[str] = PRECISION, context_tokens: Optional[int] = CONTEXT,
+    dp_epsilon: Optional[float] = DP_EPSILON, dp_delta: Optional[float] = DP_DELTA,
+    dp_noise: Optional[float] = DP_NOISE, dp_batch_size: Optional[int] = DP_BATCH,
+    dp_train: Optional[str] = DP_TRAIN, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+) -> None:
+    """Simulate a federation on this machine: --train is split into --clients partitions, each
+    trained by a virtual SuperNode for --local-epochs per round; the global model is saved in --out."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from trustfit.federated.simulation import prepare_run_dir, prepare_simulation, simulate
+
+    if train is None or out is None:
+        typer.echo("error: a simulation needs --train and --out (or use `federate server` / `federate client`; "
+                   "see --help)", err=True)
+        raise typer.Exit(2)
+    try:
+        cfg = local_recipe(config, task=task.value if task else None, train=train, dev=dev, out=out, model=model,
+                           epochs=local_epochs, lr=lr, batch_size=batch_size, seed=seed, precision=precision,
+                           context_tokens=context_tokens, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_noise=dp_noise,
+                           dp_batch_size=dp_batch_size, dp_train=dp_train)
+        run_dir = prepare_run_dir(out, overwrite)
+        settings = prepare_simulation(cfg, clients, partition, rounds, run_dir, **round_settings(
+            cfg, federate_params, strategy=strategy, proximal_mu=proximal_mu, server_lr=server_lr,
+            min_clients=min_clients, round_timeout=round_timeout, quiet=quiet))
+        summary = simulate(settings)
+    except TrustfitError as e:
+        fail(e)
+    report(summary, out)
+
+
+def report(summary: dict[str, Any], out: str) -> None:
+    """One line per fact a user checks first."""
+    ev = summary.get("central_eval") or {}
+    key = "f1" if "f1" in ev else "macro_f1"
+    score = f", central dev {key} {100 * ev[key]:.2f}" if key in ev else ""
+    per_round = summary["bytes_per_round"]
+    mb = sum(per_round) / max(1, len(per_round)) / 1e6
+    typer.echo(f"federated ({summary['strategy']}, {summary['rounds_aggregated']}/{summary['rounds']} rounds "
+               f"aggregated, {summary['failures']} client failures, {mb:.1f} MB per round){score}", err=True)
+    for name, p in sorted((summary.get("client_privacy") or {}).items()):
+        typer.echo(f"  {name}: epsilon {p['epsilon']:.3f} at delta {p['delta']:g} over {p['rounds']} rounds "
+                   f"({p['steps']} steps)", err=True)
+    typer.echo(f"global model saved to {out}", err=True)
