@@ -112,3 +112,111 @@ def report(summary: dict[str, Any], out: str) -> None:
         typer.echo(f"  {name}: epsilon {p['epsilon']:.3f} at delta {p['delta']:g} over {p['rounds']} rounds "
                    f"({p['steps']} steps)", err=True)
     typer.echo(f"global model saved to {out}", err=True)
+
+
+@federate_app.command("server")
+def federate_server(
+    out: str = OUT,
+    labels: Optional[str] = typer.Option(None, "--labels", help="the label set: entity types for NER (PER,ORG,...) "
+                                         "or classes; default: those of --dev"),
+    dev: Optional[str] = typer.Option(None, "--dev", help="the server's dev file (central evaluation each round)"),
+    clients: int = typer.Option(2, "--clients", help="SuperNodes the first round waits for"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, "--port", help="the SuperLink's port (clients use HOST:PORT)"),
+    connect_timeout: float = typer.Option(300.0, "--connect-timeout", help="seconds to wait for --clients to join"),
+    ssl_certfile: Optional[str] = typer.Option(None, "--ssl-certfile", help="TLS: the server's certificate (PEM)"),
+    ssl_keyfile: Optional[str] = typer.Option(None, "--ssl-keyfile", help="TLS: the server's private key (PEM)"),
+    ssl_ca_certfile: Optional[str] = typer.Option(None, "--ssl-ca-certfile", help="TLS: the CA certificate (PEM)"),
+    supernode_keys: Optional[str] = typer.Option(None, "--supernode-keys", help="node authentication: comma-separated "
+                                                 "public key files (OpenSSH ECDSA) of the SuperNodes allowed to join"),
+    task: Optional[Task] = TASK, model: Optional[str] = MODEL, config: Optional[Path] = CONFIG,
+    rounds: int = ROUNDS, local_epochs: int = LOCAL_EPOCHS, strategy: str = STRATEGY, proximal_mu: float = MU,
+    server_lr: float = SERVER_LR, federate_params: Optional[str] = PARAMS, min_clients: Optional[int] = MIN_CLIENTS,
+    round_timeout: float = ROUND_TIMEOUT, lr: Optional[float] = LR, batch_size: Optional[int] = BATCH,
+    seed: Optional[int] = SEED, precision: Optional[str] = PRECISION, context_tokens: Optional[int] = CONTEXT,
+    dp_epsilon: Optional[float] = DP_EPSILON, dp_delta: Optional[float] = DP_DELTA,
+    dp_noise: Optional[float] = DP_NOISE, dp_batch_size: Optional[int] = DP_BATCH,
+    dp_train: Optional[str] = DP_TRAIN, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+) -> None:
+    """Start a SuperLink and run the ServerApp on it: the clients (`federate client`) train, the
+    server aggregates, evaluates on --dev and saves the global model in --out."""
+    import json
+
+    from trustfit.federated.deploy import Tls, run_server
+    from trustfit.federated.settings import FederatedSettings
+    from trustfit.federated.simulation import check_local_recipe, prepare_run_dir
+
+    try:
+        cfg = local_recipe(config, task=task.value if task else None, train=dev or "(clients' files)", dev=dev,
+                           out=out, model=model, epochs=local_epochs, lr=lr, batch_size=batch_size, seed=seed,
+                           precision=precision, context_tokens=context_tokens, dp_epsilon=dp_epsilon,
+                           dp_delta=dp_delta, dp_noise=dp_noise, dp_batch_size=dp_batch_size, dp_train=dp_train)
+        check_local_recipe(cfg)
+        label_set = server_label_set(cfg, labels)
+        settings = FederatedSettings(train_config=cfg.model_dump(), labels=label_set, out=out, rounds=rounds,
+                                     clients=clients, dev=dev, mode="deployment", connect_timeout=connect_timeout,
+                                     quiet=quiet, **round_settings(
+                                         cfg, federate_params, strategy=strategy, proximal_mu=proximal_mu,
+                                         server_lr=server_lr, min_clients=min_clients, round_timeout=round_timeout))
+        prepare_run_dir(out, overwrite)
+        settings.save()
+        keys = [k.strip() for k in supernode_keys.split(",")] if supernode_keys else []
+        rc = run_server(settings, host, port, Tls(ssl_certfile, ssl_keyfile, ssl_ca_certfile), keys,
+                        log=lambda m: typer.echo(m, err=True))
+        summary_file = Path(out) / "federated_summary.json"
+        if rc != 0 or not summary_file.exists():
+            typer.echo(f"error: the federation ended without a model (flwr run exit code {rc}); see the log above, "
+                       f"{Path(out) / 'rounds.json'} and {Path(out) / 'superlink.log'}", err=True)
+            raise typer.Exit(1)
+    except TrustfitError as e:
+        fail(e)
+    report(json.loads(summary_file.read_text()), out)
+
+
+def server_label_set(cfg, labels: Optional[str]) -> list[str]:
+    """--labels (NER: entity types, expanded to IOB2 tags), else the labels of the dev file."""
+    from trustfit.data.schema import LabelSchema
+    from trustfit.errors import ConfigError
+    from trustfit.tasks import make_task
+
+    if labels:
+        names = [l.strip() for l in labels.split(",") if l.strip()]
+        if cfg.task == "ner":
+            types = {n.split("-", 1)[1] if n[:2] in ("B-", "I-") else n for n in names if n != "O"}
+            return list(LabelSchema.from_types(types).labels)
+        return sorted(set(names))
+    if not cfg.dev:
+        raise ConfigError("the server needs its label set: give --labels (e.g. PER,ORG,LOC,MISC) or a --dev file")
+    task = make_task(cfg)
+    task.load_data()
+    return list(task.labels)
+
+
+@federate_app.command("client")
+def federate_client(
+    data: str = typer.Option(..., "--data", help="this data owner's training file (never leaves this machine)"),
+    server: str = typer.Option(..., "--server", help="the SuperLink's HOST:PORT"),
+    dev: Optional[str] = typer.Option(None, "--dev", help="this owner's dev file (federated evaluation)"),
+    name: Optional[str] = typer.Option(None, "--name", help="how the server's reports name this client (default: "
+                                       "the file's name)"),
+    task: Optional[Task] = TASK,
+    port: int = typer.Option(9094, "--port", help="this SuperNode's local ClientApp port (one per node on a machine)"),
+    root_certificates: Optional[str] = typer.Option(None, "--root-certificates", help="TLS: the CA certificate "
+                                                    "(PEM) the server's certificate is signed by; default: insecure"),
+    auth_private_key: Optional[str] = typer.Option(None, "--auth-private-key", help="node authentication: this "
+                                                   "node's private key (the server lists its public key)"),
+    auth_public_key: Optional[str] = typer.Option(None, "--auth-public-key", help="node authentication: its public key"),
+    connect_timeout: float = typer.Option(60.0, "--connect-timeout", help="seconds to wait for the server"),
+) -> None:
+    """Join a federation as one data owner: a SuperNode that trains on --data when the server asks
+    (stop it with Ctrl-C; it can serve later runs of the same server)."""
+    from trustfit.federated.deploy import check_client_data, run_client
+
+    try:
+        check_client_data(task.value if task else "ner", data, dev)
+        auth = (auth_private_key, auth_public_key) if auth_private_key and auth_public_key else None
+        rc = run_client(server, data, dev, name, port, root_certificates, auth, connect_timeout,
+                        log=lambda m: typer.echo(m, err=True))
+    except TrustfitError as e:
+        fail(e)
+    raise typer.Exit(rc)
