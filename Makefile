@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy bench-federated
 
 setup:
 	bash scripts/setup.sh
@@ -52,6 +52,9 @@ bench-fairness: setup
 
 bench-privacy: setup
 	$(PY) bench/privacy.py
+
+bench-federated: setup
+	$(PY) bench/federated.py
 
 bench-serve: setup
 	$(PY) bench/serve_load.py --model $(RUN)/model

@@ -132,7 +132,7 @@ def test_the_server_waits_for_clients_then_says_who_is_missing():
         def get_node_ids(self):
             return [7]
 
-    s = make_strategy("fedavg", 3, 2, 0.0, 0.0)
+    s = make_strategy("fedavg", 2, 0.0, 0.0)
     s.setup(min_replies=2, first_wait=3, connect_timeout=0.6)
     with pytest.raises(FederationError, match=r"round 1: only 1 of the 3 clients needed connected within 0.6 s"):
         s._wait_for_nodes(OneNode(), 1)
@@ -176,9 +176,35 @@ def test_simulation_trains_three_clients_and_saves_a_loadable_model(tmp_path, co
     assert "f1" in rounds[-1]["central_eval"] and "f1" in rounds[-1]["federated_eval"]
     meta = read_meta(out)
     assert meta["federated"]["strategy"] == "fedavg" and meta["federated"]["rounds_aggregated"] == 2
-    assert (out / "learning_curve.png").stat().st_size > 0
+    assert (out / "federated_rounds.png").stat().st_size > 0
     r = _cli_ok(["evaluate", "--model", out, "--data", dev, "-q"])
     assert "entity F1" in r.output
+    _cli_ok(["report", out])  # the model card says how the model was trained and shows the rounds
+    card = (out / "card" / "README.md").read_text()
+    assert "- Federated: fedavg over 2 rounds of 1 local epoch(s), 3 clients (simulation, partition dirichlet:0.5)" \
+        in card
+    assert (out / "card" / "plots" / "federated_rounds.png").exists()
+
+
+@pytest.mark.parametrize("strategy, params", [("fedadam", "top-1"), ("fedprox", "lora")])
+def test_other_strategies_send_only_the_shared_parameters(tmp_path, conll_slices, tiny_model_dir, strategy, params):
+    from safetensors.torch import load_file
+
+    train, dev = conll_slices
+    out = tmp_path / strategy
+    _cli_ok(["federate", "--train", train, "--dev", dev, "--model", tiny_model_dir, "--clients", "2", "--rounds", "1",
+             "--out", out, "--strategy", strategy, "--federate-params", params, "--lr", "1e-3", "-q"])
+    fed = json.loads((out / "trustfit.json").read_text())["federated"]
+    assert fed["strategy"] == strategy and fed["rounds_aggregated"] == 1
+    assert 0 < fed["shared_parameters"] < fed["parameters"] / 4
+    # per round: the shared float32 arrays (plus each array's .npy header) to 2 clients for training,
+    # back from both, and to both again for their evaluation
+    r1 = json.loads((out / "rounds.json").read_text())["rounds"][0]
+    copy = r1["bytes_received"] / 2
+    assert r1["bytes_sent"] == 4 * copy and fed["bytes_per_round"][0] == 6 * copy
+    assert 4 * fed["shared_parameters"] < copy < 1.5 * 4 * fed["shared_parameters"]
+    weights = load_file(str(out / "model.safetensors"))
+    assert not any("lora" in k for k in weights)  # LoRA is merged into plain weights
 
 
 def test_client_dp_epsilon_is_the_accountants_over_its_rounds(tmp_path, conll_slices, tiny_model_dir):

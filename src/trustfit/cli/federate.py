@@ -39,7 +39,7 @@ DP_DELTA = typer.Option(None, "--dp-delta", help="DP delta, below 1/N of the sma
 DP_NOISE = typer.Option(None, "--dp-noise", help="DP noise multiplier (instead of --dp-epsilon, or with it)")
 DP_BATCH = typer.Option(None, "--dp-batch-size", help="expected Poisson batch of a client under DP (256)")
 DP_TRAIN = typer.Option(None, "--dp-train", help="under DP: lora (default), all, no-embeddings or top-N")
-OUT = typer.Option(..., "--out", help="run folder: the global model (HF format), rounds.json, learning_curve.png")
+OUT = typer.Option(..., "--out", help="run folder: the global model (HF format), rounds.json, federated_rounds.png")
 OVERWRITE = typer.Option(False, "--overwrite", help="replace whatever --out holds")
 QUIET = typer.Option(False, "--quiet", "-q")
 
@@ -63,8 +63,10 @@ def federate(
     clients: int = typer.Option(10, "--clients", help="simulated clients (SuperNodes)"),
     partition: str = typer.Option("iid", "--partition", help="iid, dirichlet:ALPHA (e.g. dirichlet:0.5) or "
                                   "by-document (NER)"),
+    client_dev_share: float = typer.Option(0.1, "--client-dev-share", help="share of each client's examples held "
+                                           "out for federated evaluation (0: none, every example trains)"),
     out: Optional[str] = typer.Option(None, "--out", help="run folder: partitions, the global model (HF format), "
-                                      "rounds.json, learning_curve.png"),
+                                      "rounds.json, federated_rounds.png"),
     task: Optional[Task] = TASK, model: Optional[str] = MODEL, config: Optional[Path] = CONFIG,
     rounds: int = ROUNDS, local_epochs: int = LOCAL_EPOCHS, strategy: str = STRATEGY, proximal_mu: float = MU,
     server_lr: float = SERVER_LR, federate_params: Optional[str] = PARAMS, min_clients: Optional[int] = MIN_CLIENTS,
@@ -90,7 +92,7 @@ def federate(
                            context_tokens=context_tokens, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_noise=dp_noise,
                            dp_batch_size=dp_batch_size, dp_train=dp_train)
         run_dir = prepare_run_dir(out, overwrite)
-        settings = prepare_simulation(cfg, clients, partition, rounds, run_dir, **round_settings(
+        settings = prepare_simulation(cfg, clients, partition, rounds, run_dir, client_dev_share, **round_settings(
             cfg, federate_params, strategy=strategy, proximal_mu=proximal_mu, server_lr=server_lr,
             min_clients=min_clients, round_timeout=round_timeout, quiet=quiet))
         summary = simulate(settings)

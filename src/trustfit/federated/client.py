@@ -37,7 +37,7 @@ def client_files(context: Context, config: ConfigRecord) -> tuple[str, str | Non
     if "data-path" in node:
         data = str(node["data-path"])
         dev = str(node["dev-path"]) if node.get("dev-path") else None
-        return data, dev, str(node.get("name") or Path(data).stem)
+        return data, dev, str(node.get("name") or Path(data).name)
     if "partition-id" in node and config.get("partitions"):
         k = int(node["partition-id"])
         summary = json.loads((Path(str(config["partitions"])) / "partitions.json").read_text())

@@ -123,6 +123,9 @@ def json_str(s: str) -> str:
 def run_server(settings: FederatedSettings, host: str, port: int, tls: Tls, supernode_keys: list[str],
                log=print) -> int:
     """Start the SuperLink, register SuperNode keys, submit the app and follow it to the end."""
+    if supernode_keys and not (tls.enabled and tls.ca_certfile):
+        raise ConfigError("--supernode-keys: SuperNode authentication needs TLS; give --ssl-certfile, --ssl-keyfile "
+                          "and --ssl-ca-certfile too")
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     address = f"{local}:{port}"
     if wait_for_port(address, 0.5):
@@ -165,6 +168,13 @@ def check_client_data(task: str, data: str, dev: str | None, **columns) -> None:
     make_task(TrainConfig(task=task, train=data, dev=dev, out=str(Path(data).parent), **columns)).load_data()
 
 
+def default_client_name(data: str) -> str:
+    """How reports name a client without --name: its file with the folder above (train.conll
+    alone would name every owner alike)."""
+    p = Path(data).resolve()
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
 def run_client(server: str, data: str, dev: str | None, name: str | None, port: int, root_certificates: str | None,
                auth_keys: tuple[str, str] | None, connect_timeout: float, log=print) -> int:
     """Start a SuperNode for this data owner; returns its exit code."""
@@ -172,7 +182,8 @@ def run_client(server: str, data: str, dev: str | None, name: str | None, port: 
         raise ConfigError(f"{server}: no SuperLink answered within {connect_timeout:g} s; check that `trustfit "
                           "federate server` runs there, the address and port, and the firewall (--connect-timeout "
                           "to wait longer)")
-    node_config = f"data-path={json_str(str(Path(data).resolve()))} name={json_str(name or Path(data).stem)}"
+    name = name or default_client_name(data)
+    node_config = f"data-path={json_str(str(Path(data).resolve()))} name={json_str(name)}"
     if dev:
         node_config += f" dev-path={json_str(str(Path(dev).resolve()))}"
     args = [flower_bin("flower-supernode"), "--superlink", server, "--port", str(port), "--node-config", node_config,
@@ -180,7 +191,7 @@ def run_client(server: str, data: str, dev: str | None, name: str | None, port: 
     args += ["--root-certificates", root_certificates] if root_certificates else ["--insecure"]
     if auth_keys:
         args += ["--auth-supernode-private-key", auth_keys[0], "--auth-supernode-public-key", auth_keys[1]]
-    log(f"SuperNode {name or Path(data).stem} joining {server} (data stays here: {data})")
+    log(f"SuperNode {name} joining {server} (data stays here: {data})")
     log("$ " + " ".join(shlex.quote(a) for a in args))
     node = subprocess.Popen(args, env=flower_env())
 

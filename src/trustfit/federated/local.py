@@ -6,7 +6,7 @@ and aggregate metrics."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,6 @@ class LocalResult:
     arrays: dict[str, np.ndarray]
     metrics: dict[str, float]
     privacy: dict[str, Any] | None = None  # the client's accountant state, kept across rounds
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def data_labels(task) -> set[str]:

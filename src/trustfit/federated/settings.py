@@ -34,6 +34,7 @@ class FederatedSettings:
     mode: str = "simulation"  # simulation | deployment
     partitions: str | None = None  # simulation: the folder with client-K/ files
     partition: str | None = None  # simulation: the spec that made them
+    federated_eval: bool = True  # ask the clients to score each round's model on their dev files
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -40,8 +40,11 @@ def prepare_run_dir(out: str | Path, overwrite: bool) -> Path:
 
 
 def prepare_simulation(cfg: TrainConfig, clients: int, partition: str, rounds: int, out: Path,
-                       **settings: Any) -> FederatedSettings:
-    """Partition cfg.train into out/partitions and write out/federation.json."""
+                       client_dev_share: float = 0.1, **settings: Any) -> FederatedSettings:
+    """Partition cfg.train into out/partitions (each client holding out `client_dev_share` of
+    its examples for federated evaluation) and write out/federation.json."""
+    if not 0 <= client_dev_share < 1:
+        raise ConfigError(f"--client-dev-share: {client_dev_share:g}; a share from 0 (none) to below 1")
     from trustfit.federated.partition import parse_partition, write_partitions
     from trustfit.tasks import make_task
 
@@ -51,8 +54,8 @@ def prepare_simulation(cfg: TrainConfig, clients: int, partition: str, rounds: i
     task.load_data()
     fed = FederatedSettings(train_config=cfg.model_dump(), labels=list(task.labels), out=str(out), rounds=rounds,
                             clients=clients, partitions=str(out / PARTITIONS_DIR), partition=str(spec),
-                            mode="simulation", dev=cfg.dev, **settings)
-    write_partitions(task, clients, spec, out / PARTITIONS_DIR, seed=cfg.seed)
+                            mode="simulation", dev=cfg.dev, federated_eval=client_dev_share > 0, **settings)
+    write_partitions(task, clients, spec, out / PARTITIONS_DIR, seed=cfg.seed, dev_share=client_dev_share)
     fed.save()
     return fed
 

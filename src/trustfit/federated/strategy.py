@@ -37,6 +37,18 @@ def weighted_mean(records: list[RecordDict], weight_key: str) -> MetricRecord:
     return MetricRecord(out)
 
 
+def as_float32(arrays: ArrayRecord) -> ArrayRecord:
+    """The model's own precision on the wire: FedAdam's update comes back in float64, which would
+    double every later round's bytes."""
+    from collections import OrderedDict
+
+    import numpy as np
+    import torch
+
+    return ArrayRecord(torch_state_dict=OrderedDict(
+        (k, torch.from_numpy(np.ascontiguousarray(v.numpy(), dtype=np.float32))) for k, v in arrays.items()))
+
+
 class RoundRecorder:
     """Mixin over a Flower strategy; `rounds` collects one dict per round, `on_change` is called
     after each update (the server writes rounds.json there)."""
@@ -113,6 +125,7 @@ class RoundRecorder:
             return None, None
         rec["aggregated"] = True
         arrays, metrics = super().aggregate_train(server_round, ok)
+        arrays = as_float32(arrays) if arrays is not None else None
         rec["train"] = dict(metrics) if metrics is not None else {}
         self.on_change(self.rounds)
         return arrays, metrics
@@ -132,11 +145,14 @@ class RoundRecorder:
         return metrics
 
 
-def make_strategy(name: str, n_clients: int, min_replies: int, proximal_mu: float, server_lr: float):
-    """A recording FedAvg / FedProx / FedAdam asking every connected client each round."""
+def make_strategy(name: str, min_replies: int, proximal_mu: float, server_lr: float,
+                  federated_eval: bool = True):
+    """A recording FedAvg / FedProx / FedAdam asking every connected client each round (to
+    evaluate too, unless `federated_eval` is off)."""
     base = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam}[name]
     cls = type(f"Recorded{base.__name__}", (RoundRecorder, base), {})
-    kw: dict[str, Any] = dict(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=min_replies,
+    kw: dict[str, Any] = dict(fraction_train=1.0, fraction_evaluate=1.0 if federated_eval else 0.0,
+                              min_train_nodes=min_replies,
                               min_evaluate_nodes=min_replies, min_available_nodes=min_replies,
                               train_metrics_aggr_fn=weighted_mean, evaluate_metrics_aggr_fn=weighted_mean)
     if name == "fedprox":

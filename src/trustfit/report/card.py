@@ -84,8 +84,9 @@ def build_card(model_dir: str | Path, run_dir: str | Path | None = None, exp=Non
         "hyperparameters": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio",
                                                      "max_grad_norm", "seed", "context_tokens", "pack", "pack_tokens",
                                                      "class_weights", "calibrate") if k in cfg},
-        "temperature": meta.get("temperature"), "differential_privacy": _dp_summary(meta.get("privacy")),
-        "federated": meta.get("federated"),
+        "temperature": meta.get("temperature"),
+        "differential_privacy": _dp_summary(meta.get("privacy")) or _client_dp_summary(meta.get("federated")),
+        "federated": _federated_summary(meta.get("federated")),
     }
     card["dev"] = {"file": meta.get("dev_file"), **summarise_metrics(task, dev)} if dev else None
     evaluations = []
@@ -166,6 +167,30 @@ def _dp_summary(p: dict | None) -> str | None:
             f"{p['noise_multiplier']:.3f}, {p['sampling']} sampling at rate {p['sample_rate']:.4f}, {p['steps']} steps, "
             f"per-example clipping at {p['max_grad_norm']:g}; trained: {p['trained']}; privacy unit: "
             f"{p['privacy_unit']})")
+
+
+def _federated_summary(f: dict | None) -> str | None:
+    """One line on how a federated model was trained (None for central training)."""
+    if not f:
+        return None
+    ev = f.get("central_eval") or {}
+    score = f"; server dev F1 {100 * ev['f1']:.2f}" if "f1" in ev else ""
+    mb = sum(f["bytes_per_round"]) / max(1, len(f["bytes_per_round"])) / 1e6
+    return (f"{f['strategy']} over {f['rounds']} rounds of {f['local_epochs']} local epoch(s), {f['clients']} clients "
+            f"({f['mode']}{', partition ' + f['partition'] if f.get('partition') else ''}), "
+            f"{f['rounds_aggregated']} rounds aggregated, {f['failures']} client failures, shared parameters: "
+            f"{f['federate_params']} ({f['shared_parameters']:,}), {mb:.1f} MB per round{score}")
+
+
+def _client_dp_summary(f: dict | None) -> str | None:
+    """Client-level DP-SGD of a federated model: the largest epsilon any client spent."""
+    clients = (f or {}).get("client_privacy")
+    if not clients:
+        return None
+    worst = max(clients.values(), key=lambda p: p["epsilon"])
+    return (f"client-side DP-SGD, epsilon up to {worst['epsilon']:.2f} at delta {worst['delta']:g} per client over all "
+            f"its rounds ({worst['accountant']} accountant, {len(clients)} clients; each client's own epsilon is in "
+            "trustfit.json; privacy unit: one training example of a client)")
 
 
 def _r(x, digits: int = 3):
@@ -286,7 +311,7 @@ def make_plots(card: dict, model_dir: Path, out: Path) -> dict[str, str]:
         fig.savefig(out / "plots/per_label_f1.png", dpi=100)
         plt.close(fig)
         plots["per_label_f1"] = "plots/per_label_f1.png"
-    for name in ("confusion_matrix.png", "reliability.png"):
+    for name in ("confusion_matrix.png", "reliability.png", "federated_rounds.png"):
         if (model_dir / name).exists():
             (out / "plots" / name).write_bytes((model_dir / name).read_bytes())
             plots[name.split(".")[0]] = f"plots/{name}"
