@@ -44,15 +44,27 @@ OVERWRITE = typer.Option(False, "--overwrite", help="replace whatever --out hold
 QUIET = typer.Option(False, "--quiet", "-q")
 
 
-def local_recipe(config: Optional[Path], **options: Any):
-    """The clients' TrainConfig from a config file and the flags given."""
+# the options of both commands that make the clients' TrainConfig, and those that set the rounds
+RECIPE = ("model", "lr", "batch_size", "seed", "precision", "context_tokens", "dp_epsilon", "dp_delta", "dp_noise",
+          "dp_batch_size", "dp_train")
+ROUND_OPTIONS = ("strategy", "proximal_mu", "server_lr", "min_clients", "round_timeout", "quiet")
+
+
+def local_recipe(options: dict[str, Any], train: str, out: str):
+    """The clients' TrainConfig from --config and the recipe flags given (`options`: the command's
+    arguments); the local epochs are its epochs."""
     from trustfit.config import build_config
 
-    return build_config(config, options)
+    task = options["task"]
+    return build_config(options["config"], {"task": task.value if task else None, "train": train,
+                                            "dev": options["dev"], "out": out, "epochs": options["local_epochs"],
+                                            **{k: options[k] for k in RECIPE}})
 
 
-def round_settings(cfg, federate_params: Optional[str], **kw: Any) -> dict[str, Any]:
-    return {"federate_params": federate_params or (cfg.dp_train if cfg.dp else "all"), **kw}
+def round_settings(cfg, options: dict[str, Any]) -> dict[str, Any]:
+    """FederatedSettings' round options; the shared parameters default to all (under DP: --dp-train's)."""
+    return {"federate_params": options["federate_params"] or (cfg.dp_train if cfg.dp else "all"),
+            **{k: options[k] for k in ROUND_OPTIONS}}
 
 
 @federate_app.callback()
@@ -86,15 +98,12 @@ def federate(
         typer.echo("error: a simulation needs --train and --out (or use `federate server` / `federate client`; "
                    "see --help)", err=True)
         raise typer.Exit(2)
+    options = dict(locals())
     try:
-        cfg = local_recipe(config, task=task.value if task else None, train=train, dev=dev, out=out, model=model,
-                           epochs=local_epochs, lr=lr, batch_size=batch_size, seed=seed, precision=precision,
-                           context_tokens=context_tokens, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_noise=dp_noise,
-                           dp_batch_size=dp_batch_size, dp_train=dp_train)
+        cfg = local_recipe(options, train, out)
         run_dir = prepare_run_dir(out, overwrite)
-        settings = prepare_simulation(cfg, clients, partition, rounds, run_dir, client_dev_share, **round_settings(
-            cfg, federate_params, strategy=strategy, proximal_mu=proximal_mu, server_lr=server_lr,
-            min_clients=min_clients, round_timeout=round_timeout, quiet=quiet))
+        settings = prepare_simulation(cfg, clients, partition, rounds, run_dir, client_dev_share,
+                                      **round_settings(cfg, options))
         summary = simulate(settings)
     except TrustfitError as e:
         fail(e)
@@ -146,20 +155,14 @@ def federate_server(
 
     from trustfit.federated.deploy import Tls, run_server
     from trustfit.federated.settings import FederatedSettings
-    from trustfit.federated.simulation import check_local_recipe, prepare_run_dir
+    from trustfit.federated.simulation import prepare_run_dir
 
+    options = dict(locals())
     try:
-        cfg = local_recipe(config, task=task.value if task else None, train=dev or "(clients' files)", dev=dev,
-                           out=out, model=model, epochs=local_epochs, lr=lr, batch_size=batch_size, seed=seed,
-                           precision=precision, context_tokens=context_tokens, dp_epsilon=dp_epsilon,
-                           dp_delta=dp_delta, dp_noise=dp_noise, dp_batch_size=dp_batch_size, dp_train=dp_train)
-        check_local_recipe(cfg)
-        label_set = server_label_set(cfg, labels)
-        settings = FederatedSettings(train_config=cfg.model_dump(), labels=label_set, out=out, rounds=rounds,
-                                     clients=clients, dev=dev, mode="deployment", connect_timeout=connect_timeout,
-                                     quiet=quiet, **round_settings(
-                                         cfg, federate_params, strategy=strategy, proximal_mu=proximal_mu,
-                                         server_lr=server_lr, min_clients=min_clients, round_timeout=round_timeout))
+        cfg = local_recipe(options, dev or "(the clients' files)", out)
+        settings = FederatedSettings(train_config=cfg.model_dump(), labels=server_label_set(cfg, labels), out=out,
+                                     rounds=rounds, clients=clients, dev=dev, mode="deployment",
+                                     connect_timeout=connect_timeout, **round_settings(cfg, options))
         prepare_run_dir(out, overwrite)
         settings.save()
         keys = [k.strip() for k in supernode_keys.split(",")] if supernode_keys else []

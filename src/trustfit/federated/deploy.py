@@ -6,6 +6,7 @@ TLS (--ssl-* on the server, --root-certificates on the clients) and SuperNode au
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -115,8 +116,7 @@ def flower_env() -> dict[str, str]:
 
 
 def json_str(s: str) -> str:
-    import json
-
+    """A TOML basic string (JSON's escaping is TOML's for these paths and names)."""
     return json.dumps(s)
 
 

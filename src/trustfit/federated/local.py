@@ -126,41 +126,62 @@ def accelerator_for(cfg: TrainConfig):
     return acc, precision
 
 
-def train_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarray], federate_params: str,
-                server_round: int, rounds: int, proximal_mu: float = 0.0, privacy: dict | None = None,
-                quiet: bool = True) -> LocalResult:
-    """Train the global weights `arrays` for cfg.epochs local epochs on cfg.train; `privacy` is
-    the client's accountant state from its earlier rounds (None at first)."""
+@dataclass
+class ClientModel:
+    """What a client builds for a round: its task (data with the server's labels), the global model."""
+
+    task: Any
+    model: Any
+    tokenizer: Any
+    max_length: int
+    accelerator: Any
+    precision: str
+
+
+def client_model(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarray],
+                 federate_params: str) -> ClientModel:
+    """The client's data and the global model with `arrays` loaded into its shared parameters."""
     from trustfit.encode.tokenize import model_max_length
     from trustfit.models.backbone import load_tokenizer, resolve_model_source
-    from trustfit.train.loop import LoopSettings, Trainer
-    from trustfit.train.plugins import ProgressBar
 
-    acc, _ = accelerator_for(cfg)
+    acc, precision = accelerator_for(cfg)
     task = load_client_task(cfg, labels)
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
     model = build_global_model(task, source, federate_params, cfg.seed)
     load_shared(model, arrays)
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
-    features = task.encode(tokenizer, max_length)
+    return ClientModel(task, model, tokenizer, max_length, acc, precision)
+
+
+def train_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarray], federate_params: str,
+                server_round: int, rounds: int, proximal_mu: float = 0.0, privacy: dict | None = None,
+                quiet: bool = True) -> LocalResult:
+    """Train the global weights `arrays` for cfg.epochs local epochs on cfg.train; `privacy` is
+    the client's accountant state from its earlier rounds (None at first)."""
+    from trustfit.train.loop import LoopSettings, Trainer
+    from trustfit.train.plugins import ProgressBar
+
+    c = client_model(cfg, labels, arrays, federate_params)
+    task, model = c.task, c.model
+    features = task.encode(c.tokenizer, c.max_length)
     seed = cfg.seed + 1000 * server_round  # fresh batches (and Poisson draws) every round
     plugins: list[Any] = [ProgressBar(enabled=not quiet)]
     private = None
     if cfg.dp:
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        private = _private_plugin(cfg, task, features, max_length, rounds, privacy, seed, trained)
+        private = _private_plugin(cfg, task, features, c.max_length, rounds, privacy, seed, trained)
         plugins.append(private)
     if proximal_mu > 0:
         plugins.append(ProximalTerm(proximal_mu))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = c.tokenizer.pad_token_id if c.tokenizer.pad_token_id is not None else 0
     with tempfile.TemporaryDirectory(prefix="trustfit-fed-") as work:
         settings = LoopSettings(epochs=cfg.epochs, max_steps=None, batch_size=cfg.batch_size, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                                 max_grad_norm=cfg.max_grad_norm, seed=seed, eval_every=None,
                                 checkpoint_every=10**9, pool_batches=cfg.pool_batches,
                                 select_metric=task.select_metric, save_checkpoints=False)
-        trainer = Trainer(model, features, settings, acc, None, plugins, work, pad, collate_fn=task.collate,
+        trainer = Trainer(model, features, settings, c.accelerator, None, plugins, work, pad, collate_fn=task.collate,
                           loss_fn=task.loss_fn, private=private)
         # this round's slice of one schedule over all rounds, on the optimizer the loop's own
         # scheduler drives (under DP the one inside Opacus' wrapper)
@@ -197,17 +218,10 @@ def _private_plugin(cfg: TrainConfig, task, features, max_length: int, rounds: i
 def evaluate_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarray],
                    federate_params: str) -> dict[str, float]:
     """The global model's metrics on this client's dev file (cfg.dev)."""
-    from trustfit.encode.tokenize import model_max_length
-    from trustfit.models.backbone import load_tokenizer, resolve_model_source
-
-    acc, precision = accelerator_for(cfg)
-    task = load_client_task(cfg, labels)
-    source = resolve_model_source(cfg.model)
-    tokenizer = load_tokenizer(source)
-    model = build_global_model(task, source, federate_params, cfg.seed)
-    load_shared(model, arrays)
-    task.max_length = cfg.max_length or model_max_length(tokenizer, model.config)
+    c = client_model(cfg, labels, arrays, federate_params)
+    task = c.task
+    task.max_length = c.max_length
     if task.dev is None or len(task.dev) == 0:  # the same keys, weight 0: left out of the average
         return {"num-examples": 0.0, **{k: 0.0 for k in EVAL_KEYS[cfg.task]}}
-    met = task.evaluate(model.eval(), tokenizer, acc.device, precision)
+    met = task.evaluate(c.model.eval(), c.tokenizer, c.accelerator.device, c.precision)
     return {"num-examples": float(len(task.dev)), **{k: float(met[k]) for k in EVAL_KEYS[cfg.task]}}

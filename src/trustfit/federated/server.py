@@ -24,6 +24,7 @@ CURVE_FILE = "federated_rounds.png"
 
 def run_server(grid: Grid, settings: FederatedSettings) -> dict[str, Any]:
     """Run every round against `grid` and save the global model into settings.out."""
+    from trustfit.encode.tokenize import model_max_length
     from trustfit.federated.local import accelerator_for, build_global_model, load_shared, shared_state
     from trustfit.models.backbone import load_tokenizer, resolve_model_source
     from trustfit.tasks import make_task
@@ -36,8 +37,6 @@ def run_server(grid: Grid, settings: FederatedSettings) -> dict[str, Any]:
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
     model = build_global_model(task, source, settings.federate_params, cfg.seed)
-    from trustfit.encode.tokenize import model_max_length
-
     task.max_length = cfg.max_length or model_max_length(tokenizer, model.config)
     initial = shared_state(model)
     central: dict[int, dict[str, float]] = {}
@@ -105,7 +104,7 @@ def summarize(settings: FederatedSettings, rounds: list[dict[str, Any]], central
             "rounds_aggregated": sum(1 for r in rounds if r.get("aggregated")),
             "failures": sum(len(r.get("train_failures", [])) for r in rounds),
             "bytes_per_round": [r.get("bytes_sent", 0) + r.get("bytes_received", 0) for r in rounds],
-            "seconds": seconds, "central_eval": central.get(len(rounds)) or central.get(max(central, default=0)),
+            "seconds": seconds, "central_eval": central.get(max(central, default=0)),
             "client_privacy": privacy or None}
 
 

@@ -13,6 +13,8 @@ from trustfit.config import TrainConfig
 from trustfit.errors import ConfigError
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
+# options wired only into central training: refused in a federation, not silently dropped
+CENTRAL_ONLY = {"adversarial": "none", "augment": [], "cda": [], "canaries": 0, "class_weights": False}
 SETTINGS_FILE = "federation.json"
 
 
@@ -56,6 +58,10 @@ class FederatedSettings:
         except ConfigError as e:
             raise ConfigError(str(e).replace("dp_train", "--federate-params")) from None
         cfg = self.local_config()
+        used = [k for k, off in CENTRAL_ONLY.items() if getattr(cfg, k) != off]
+        if used:
+            raise ConfigError(f"{', '.join(used)}: not available in federated training; train centrally with "
+                              "`trustfit train` for them")
         if cfg.dp and self.strategy == "fedprox":
             raise ConfigError("--strategy fedprox: its proximal term is not part of the clipped, noised gradient "
                               "that DP-SGD accounts for; use fedavg or fedadam with --dp-epsilon")

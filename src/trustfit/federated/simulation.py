@@ -15,17 +15,6 @@ from trustfit.errors import ConfigError, OutputError
 from trustfit.federated.settings import FederatedSettings
 
 PARTITIONS_DIR = "partitions"
-REFUSED = {"adversarial": "none", "augment": [], "cda": [], "canaries": 0, "class_weights": False}
-
-
-def check_local_recipe(cfg: TrainConfig) -> None:
-    """Options wired only into central training are refused, not silently dropped."""
-    used = [k for k, off in REFUSED.items() if getattr(cfg, k) != off]
-    if used:
-        raise ConfigError(f"{', '.join(used)}: not available in federated training; train centrally with "
-                          "`trustfit train` for them")
-
-
 def prepare_run_dir(out: str | Path, overwrite: bool) -> Path:
     """An empty run folder (cleared with `overwrite`); a non-empty one is refused."""
     path = Path(out)
@@ -48,7 +37,6 @@ def prepare_simulation(cfg: TrainConfig, clients: int, partition: str, rounds: i
     from trustfit.federated.partition import parse_partition, write_partitions
     from trustfit.tasks import make_task
 
-    check_local_recipe(cfg)
     spec = parse_partition(partition)
     task = make_task(cfg)
     task.load_data()
@@ -79,8 +67,14 @@ def simulate(settings: FederatedSettings) -> dict[str, Any]:
 
         FLOWER_LOGGER.setLevel(logging.WARNING)
         os.environ["FLWR_LOG_LEVEL"] = "WARNING"  # the client actors
-    run_simulation(server_app=make_server_app(settings), client_app=client_app, num_supernodes=settings.clients,
-                   backend_config=backend, verbose_logging=False)
+    try:
+        run_simulation(server_app=make_server_app(settings), client_app=client_app, num_supernodes=settings.clients,
+                       backend_config=backend, verbose_logging=False)
+    finally:  # an actor still starting when the run ends would outlive this process
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
     summary = Path(settings.out) / "federated_summary.json"
     if not summary.exists():
         raise ConfigError(f"the federation stopped before it saved a model: see the log above and "
