@@ -5,11 +5,11 @@ Runs (train = the first --sentences sentences of CoNLL-2003 train, 0 = all 14,04
 - central: `trustfit train`, --rounds epochs, the defaults;
 - federated: `trustfit federate`, --clients clients, --partition, --rounds rounds of 1 local epoch,
   FedAvg, every parameter shared, no client dev split (every example trains, as centrally);
-- federated, --fed-lr: the same with a larger client learning rate (averaging 10 clients' short
-  local runs moves the model about as far as one client's: the step count a round adds is a
-  tenth of central training's);
+- federated, --fed-lr (5e-4 and 1e-3): the same with larger client learning rates (averaging
+  10 clients' short local runs moves the model about as far as one client's: the sequential
+  steps a round adds are a tenth of a central epoch's);
 - federated top-2: only the top 2 layers and the head trained and sent (the communication lever),
-  at --fed-lr;
+  at the first --fed-lr;
 - federated DP: client DP-SGD at epsilon 8 per client over all rounds (delta 1e-5, LoRA, Poisson
   batch 64 of each client's ~N/10 examples), against central DP-SGD at epsilon 8 (batch 256).
 Reported: dev entity F1 after each round / epoch, wall seconds of the whole command, MB sent and
@@ -18,7 +18,7 @@ received per round, shared parameters.
 Goal (issue #10): the federated global model within 2 F1 points of central training.
 
     python bench/federated.py [--sentences 5000] [--clients 10] [--rounds 5] [--partition dirichlet:0.5]
-                              [--fed-lr 5e-4] [--quick] [--reuse]
+                              [--fed-lr 5e-4,1e-3] [--quick] [--reuse]
                               [--only central,federated,federated-lr,top2,fed-dp,central-dp]"""
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--partition", default="dirichlet:0.5")
-    ap.add_argument("--fed-lr", default="5e-4", help="the clients' learning rate of the second federated run and top-2")
+    ap.add_argument("--fed-lr", default="5e-4,1e-3", help="client learning rates of further federated runs (comma-"
+                    "separated; top-2 uses the first)")
     ap.add_argument("--quick", action="store_true", help="600 sentences, 3 clients, 2 rounds, 300 dev sentences")
     ap.add_argument("--reuse", action="store_true", help="reuse finished runs in bench/results/federated")
     ap.add_argument("--only", default="central,federated,federated-lr,top2,fed-dp,central-dp")
@@ -96,20 +97,22 @@ def main() -> None:
     dev = slice_conll(DATA / "conll2003" / "valid.txt", OUT / "dev_slice.txt", 300 if args.quick else None)
     only = set(args.only.split(","))
     runs: dict[str, dict] = {}
+    lrs = args.fed_lr.split(",")
     plan = [("central", lambda: central("central", train, dev, args.rounds, [], args.reuse)),
-            ("federated", lambda: federated("federated", train, dev, args, [])),
-            ("federated-lr", lambda: federated("federated-lr", train, dev, args, ["--lr", args.fed_lr])),
-            ("top2", lambda: federated("top2", train, dev, args, ["--federate-params", "top-2", "--lr", args.fed_lr])),
+            ("federated", lambda: federated("federated", train, dev, args, []))]
+    plan += [(f"federated-lr{lr}", lambda lr=lr: federated(f"federated-lr{lr}", train, dev, args, ["--lr", lr]))
+             for lr in lrs]
+    plan += [("top2", lambda: federated("top2", train, dev, args, ["--federate-params", "top-2", "--lr", lrs[0]])),
             ("fed-dp", lambda: federated("fed-dp", train, dev, args, ["--dp-epsilon", "8", "--dp-batch-size", "64"])),
             ("central-dp", lambda: central("central-dp", train, dev, args.rounds, ["--dp-epsilon", "8"], args.reuse))]
     for name, fn in plan:
-        if name in only:
+        if name in only or (name.startswith("federated-lr") and "federated-lr" in only):
             runs[name] = fn()
             print(name, json.dumps(runs[name]), flush=True)
     labels = {"central": "central training (`trustfit train`)",
               "federated": f"federated, FedAvg, all parameters ({args.clients} clients, {args.partition})",
-              "federated-lr": f"the same, client lr {args.fed_lr}",
-              "top2": f"federated, top-2 layers + head shared, lr {args.fed_lr}", "fed-dp": "federated + client DP-SGD (LoRA)",
+              **{f"federated-lr{lr}": f"the same, client lr {lr}" for lr in lrs},
+              "top2": f"federated, top-2 layers + head shared, lr {lrs[0]}", "fed-dp": "federated + client DP-SGD (LoRA)",
               "central-dp": "central DP-SGD (LoRA)"}
     table = [["run", "dev F1 by round / epoch", "final F1", "gap to central", "epsilon", "wall s", "MB per round",
               "shared parameters"]]
