@@ -41,12 +41,15 @@ OUT = RESULTS / "federated"
 
 
 def run(cmd: list[str], out: Path, done_file: str, reuse: bool) -> float | None:
-    """Run a trustfit command unless --reuse finds its result; wall seconds (None when reused)."""
+    """Run a trustfit command unless --reuse finds its result; its wall seconds (recorded beside it)."""
+    record = out / "bench_wall_s.json"
     if reuse and (out / done_file).exists():
-        return None
+        return json.loads(record.read_text())["wall_s"] if record.exists() else None
     t0 = time.perf_counter()
     subprocess.run(TRUSTFIT + cmd + ["--out", str(out), "--overwrite", "--quiet"], check=True, env=ENV)
-    return round(time.perf_counter() - t0, 1)
+    wall = round(time.perf_counter() - t0, 1)
+    record.write_text(json.dumps({"wall_s": wall}))
+    return wall
 
 
 def central(name: str, train: Path, dev: Path, epochs: int, extra: list[str], reuse: bool) -> dict:
