@@ -4,7 +4,8 @@ the same total epochs, on CoNLL-2003 with the packaged model, every model traine
 Runs (train = the first --sentences sentences of CoNLL-2003 train, 0 = all 14,041; dev = valid):
 - central: `trustfit train`, --rounds epochs, the defaults;
 - federated: `trustfit federate`, --clients clients, --partition, --rounds rounds of 1 local epoch,
-  FedAvg, every parameter shared, no client dev split (every example trains, as centrally);
+  FedAvg, every parameter shared, no client dev split (every example trains, as centrally), at the
+  central default learning rate 1e-4;
 - federated, --fed-lr (5e-4 and 1e-3): the same with larger client learning rates (averaging
   10 clients' short local runs moves the model about as far as one client's: the sequential
   steps a round adds are a tenth of a central epoch's);
@@ -102,7 +103,7 @@ def main() -> None:
     runs: dict[str, dict] = {}
     lrs = args.fed_lr.split(",")
     plan = [("central", lambda: central("central", train, dev, args.rounds, [], args.reuse)),
-            ("federated", lambda: federated("federated", train, dev, args, []))]
+            ("federated", lambda: federated("federated", train, dev, args, ["--lr", "1e-4"]))]
     plan += [(f"federated-lr{lr}", lambda lr=lr: federated(f"federated-lr{lr}", train, dev, args, ["--lr", lr]))
              for lr in lrs]
     plan += [("top2", lambda: federated("top2", train, dev, args, ["--federate-params", "top-2", "--lr", lrs[0]])),
@@ -113,7 +114,7 @@ def main() -> None:
             runs[name] = fn()
             print(name, json.dumps(runs[name]), flush=True)
     labels = {"central": "central training (`trustfit train`)",
-              "federated": f"federated, FedAvg, all parameters ({args.clients} clients, {args.partition})",
+              "federated": f"federated, FedAvg, all parameters, lr 1e-4 ({args.clients} clients, {args.partition})",
               **{f"federated-lr{lr}": f"the same, client lr {lr}" for lr in lrs},
               "top2": f"federated, top-2 layers + head shared, lr {lrs[0]}", "fed-dp": "federated + client DP-SGD (LoRA)",
               "central-dp": "central DP-SGD (LoRA)"}

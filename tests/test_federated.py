@@ -93,6 +93,23 @@ def test_bad_round_settings_are_clear_errors(tmp_path, conll_slices, tiny_model_
         assert message in " ".join(r.output.split()), (extra, r.output)
 
 
+def test_the_clients_learning_rate_defaults_to_the_federated_one_unless_given_or_private(tmp_path):
+    from trustfit.cli.federate import RECIPE, local_recipe
+    from trustfit.config import DP_DEFAULT_LR
+    from trustfit.federated.settings import FEDERATED_LR
+
+    def lr(config=None, **given):
+        options = {k: None for k in RECIPE} | {"task": None, "dev": None, "local_epochs": 1, "config": config} | given
+        return local_recipe(options, "train.txt", str(tmp_path)).lr
+
+    assert lr() == FEDERATED_LR
+    assert lr(lr=3e-5) == 3e-5
+    assert lr(dp_epsilon=8.0) == DP_DEFAULT_LR["lora"]
+    toml = tmp_path / "recipe.toml"
+    toml.write_text("lr = 2e-4\n")
+    assert lr(config=toml) == 2e-4
+
+
 def test_a_client_with_labels_the_server_lacks_is_named(tmp_path):
     from trustfit.config import TrainConfig
     from trustfit.federated.local import load_client_task
