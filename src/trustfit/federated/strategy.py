@@ -40,13 +40,11 @@ def weighted_mean(records: list[RecordDict], weight_key: str) -> MetricRecord:
 def as_float32(arrays: ArrayRecord) -> ArrayRecord:
     """The model's own precision on the wire: FedAdam's update comes back in float64, which would
     double every later round's bytes."""
-    from collections import OrderedDict
-
     import numpy as np
-    import torch
 
-    return ArrayRecord(torch_state_dict=OrderedDict(
-        (k, torch.from_numpy(np.ascontiguousarray(v.numpy(), dtype=np.float32))) for k, v in arrays.items()))
+    from trustfit.federated.client import to_arrays, to_record
+
+    return to_record({k: v.astype(np.float32, copy=False) for k, v in to_arrays(arrays).items()})
 
 
 class RoundRecorder:
