@@ -3,6 +3,7 @@
 train.py: train, evaluate; predict.py: predict, split; apps.py: monitor, route;
 explain.py: explain; audit.py: the `audit` group (one subcommand per audit kind); mitigate.py: the `mitigate` group;
 serve.py: serve; scan.py: scan; federate.py: the `federate` group (simulation, server, client);
+recommend.py: the `recommend` group (train, rank, evaluate);
 run.py: run (the experiment pipeline), report (the model card)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from trustfit.cli import run  # noqa: F401
 from trustfit.cli import apps  # noqa: F401
 from trustfit.cli import scan  # noqa: F401
 from trustfit.cli import federate  # noqa: F401
+from trustfit.cli import recommend  # noqa: F401
 from trustfit.cli.common import app
 
 
