@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy bench-federated
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy bench-federated bench-recommend
 
 setup:
 	bash scripts/setup.sh
@@ -58,3 +58,6 @@ bench-federated: setup
 
 bench-serve: setup
 	$(PY) bench/serve_load.py --model $(RUN)/model
+
+bench-recommend: setup
+	$(PY) bench/recommend.py
