@@ -290,3 +290,15 @@ def test_tiny_recommender_evaluates_by_time(tiny_recommender):
     assert res["methods"]["genre"]["warm"]["auc"] > 0.9
     assert (out / "evaluation" / "metrics.png").stat().st_size > 1000
     assert "## cold-start" in (out / "evaluation" / "report.md").read_text()
+
+
+def test_refit_fits_the_combiner_again_on_the_dev_period(tiny_recommender, tmp_path):
+    import shutil
+
+    _, out = tiny_recommender
+    copy = tmp_path / "rec"
+    shutil.copytree(out, copy)
+    r = _cli_ok(["recommend", "refit", "--model", copy, "--fit-events", "5", "--seed", "3"])
+    assert "combiner weights, warm users" in r.output
+    warm = json.loads((copy / "recommender.json").read_text())["combiner"]["warm"]["fitted_on"]
+    assert warm["events"] <= 5 and warm["events"] <= warm["events_found_by_stage1"]

@@ -57,18 +57,25 @@ def train_cmd(
     from trustfit.apps.recommend.model import RecommendSettings, train_recommender
     from trustfit.apps.recommend.ranker import FirstStage
 
-    s = RecommendSettings(ratings, items, str(out), summaries, users, log_format, dev_share,
-                          LikePolicy(positive, negative, neutral), negatives, max_pairs, 2000, profile_tokens,
-                          max_length, FirstStage(collaborative, text, popular), fit_events, model, epochs, lr, batch_size, seed,
-                          precision)
+    s = RecommendSettings(ratings=ratings, items=items, out=str(out), summaries=summaries, users=users,
+                          log_format=log_format, dev_share=dev_share, policy=LikePolicy(positive, negative, neutral),
+                          negatives=negatives, max_pairs=max_pairs, profile_tokens=profile_tokens,
+                          max_length=max_length, first_stage=FirstStage(collaborative, text, popular),
+                          fit_events=fit_events, model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                          precision=precision)
     try:
-        meta = train_recommender(s, overwrite, quiet, say=lambda m: typer.echo(m, err=True))
+        meta = train_recommender(s, overwrite, quiet, say=(lambda m: None) if quiet else
+                                 (lambda m: typer.echo(m, err=True)))
     except TrustfitError as e:
         fail(e)
-    for group, w in meta["combiner"].items():
-        typer.echo(f"combiner weights, {group} users (per standard deviation): " +
-                   ", ".join(f"{f} {x:+.2f}" for f, x in zip(w["features"], w["weights"])), err=True)
+    _say_weights(meta)
     typer.echo(f"recommender saved to {out}", err=True)
+
+
+def _say_weights(meta: dict) -> None:
+    for group, w in meta["combiner"].items():
+        typer.echo(f"combiner weights, {group} users (per standard deviation, {w['fitted_on']['events']} events): " +
+                   ", ".join(f"{f} {x:+.2f}" for f, x in zip(w["features"], w["weights"])), err=True)
 
 
 def _ids_file(path: str, what: str, known) -> list[str]:
@@ -100,8 +107,9 @@ def rank_cmd(
     top_k: int = typer.Option(10, "--top-k"),
     as_json: bool = typer.Option(False, "--json", help="one JSON line a user"),
 ) -> None:
-    """Recommend: stage 1 picks candidates (profile embedding + popularity), the pair model
-    re-scores them, the fitted combiner ranks; each item's signals and contributions are shown."""
+    """Recommend: stage 1 picks candidates (collaborative filtering, text similarity, popularity),
+    the pair model re-scores them, the fitted combiner ranks; each item's signals and contributions
+    are shown."""
     import numpy as np
 
     from trustfit.apps.recommend.data import Interaction, read_interactions
@@ -185,3 +193,20 @@ def evaluate_cmd(
     report.write(result, dest)
     typer.echo(report.table(result))
     typer.echo(f"written to {dest} (result.json, report.md, metrics.png)", err=True)
+
+
+@recommend_app.command("refit")
+def refit_cmd(
+    model: Path = typer.Option(..., "--model", help="recommender folder"),
+    fit_events: int = typer.Option(300, "--fit-events", help="dev-period events (of warm and of cold-start users "
+                                   "each)"),
+    seed: int = typer.Option(42, "--seed"),
+) -> None:
+    """Fit the final ranker's weights again on the folder's dev period, keeping the pair model."""
+    from trustfit.apps.recommend.model import refit_combiner
+
+    try:
+        meta = refit_combiner(model, fit_events, seed)
+    except TrustfitError as e:
+        fail(e)
+    _say_weights(meta)

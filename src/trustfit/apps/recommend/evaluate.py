@@ -64,10 +64,32 @@ def _two_stage_rank(score: np.ndarray, cands: np.ndarray, target: int, stage1: n
     return len(cands) + expected_rank(stage1[target], stage1[rest])
 
 
+def _rank_event(rec: Recommender, q, target: int, cheap: dict[str, np.ndarray], cands: np.ndarray,
+                cand_feats: np.ndarray, n_items: int, index: dict[str, int]) -> dict[str, tuple[float, list[int]]]:
+    """Each method's rank of the target among the items the user had not rated, and its top-K list."""
+    rankable = np.ones(n_items, dtype=bool)
+    rankable[[index[i] for i in q.seen]] = False
+    others = rankable.copy()
+    others[target] = False
+    results = {}
+    for m in SINGLE:
+        s = cheap[m]
+        order = [int(j) for j in np.argsort(-s, kind="stable") if rankable[j]][:K]
+        results[m] = (expected_rank(s[target], s[others]), order)
+    stage1 = rec.first_stage.stage1_score(q, cheap)
+    for m in TWO_STAGE:
+        s = rec.ranker.for_query(q).score(cand_feats) if m == "combined" else cand_feats[:, SIGNALS.index("pair")]
+        results[m] = (_two_stage_rank(s, cands, target, stage1, rankable), [int(cands[j]) for j in np.argsort(-s)[:K]])
+    return results
+
+
 def evaluate(rec: Recommender, period: InteractionLog, history: InteractionLog | None = None,
              users: dict | None = None, max_events: int | None = None, seed: int = 0, batch: int = 32,
              say: Callable[[str], None] = lambda m: None) -> dict:
     """Metrics per method and slice, timings, and what was skipped."""
+    if period.scale != rec.log.scale:
+        raise DataError(f"{period.source}: holds {period.scale}s, but the model was trained on {rec.log.scale}s; "
+                        "evaluate on a log of the same kind")
     period_events, skipped = known_events(period, rec.catalogue)
     if not period_events:
         raise DataError(f"{period.source}: no interaction names an item of the model's catalogue")
@@ -127,20 +149,7 @@ def evaluate(rec: Recommender, period: InteractionLog, history: InteractionLog |
                     tallies[(m, sl)].auc[e.user][0 if like else 1].append(float(scores_t[m]))
             if not do_rank:
                 continue
-            rankable = np.ones(len(ctx.ids), dtype=bool)
-            rankable[[ctx.index[i] for i in q.seen]] = False
-            others = rankable.copy()
-            others[t] = False
-            stage1 = rec.first_stage.stage1_score(q, cheap[k])
-            c, fc = cands[k], cand_feats[k]
-            results = {}
-            for m in SINGLE:
-                s = cheap[k][m]
-                order = [j for j in np.argsort(-s, kind="stable") if rankable[j]][:K]
-                results[m] = (expected_rank(s[t], s[others]), order)
-            for m in TWO_STAGE:
-                s = rec.ranker.for_query(q).score(fc) if m == "combined" else fc[:, SIGNALS.index("pair")]
-                results[m] = (_two_stage_rank(s, c, t, stage1, rankable), [int(c[j]) for j in np.argsort(-s)[:K]])
+            results = _rank_event(rec, q, t, cheap[k], cands[k], cand_feats[k], len(ctx.ids), ctx.index)
             for sl in slices(e.user):
                 for m, (r, top) in results.items():
                     tallies[(m, sl)].ranks.append(r)
@@ -159,7 +168,8 @@ def evaluate(rec: Recommender, period: InteractionLog, history: InteractionLog |
         if len(pending) >= batch:
             flush()
             done += batch
-            say(f"  {done} of {len(labelled)} rated events")
+            if done % (batch * 20) == 0:
+                say(f"  {done} of {len(labelled)} rated events")
     if pending:
         flush()
     present = {sl for _, sl in tallies}

@@ -25,7 +25,7 @@ from trustfit.apps.recommend.history import LIKED, LikePolicy, ProfileBuilder, T
     training_pairs, walk
 from trustfit.apps.recommend.ranker import CombinedRanker, Combiner, FirstStage, cheap_scores, signal_matrix
 from trustfit.apps.recommend.scorers import SIGNALS, RankContext
-from trustfit.errors import ModelError, OutputError
+from trustfit.errors import DataError, ModelError, OutputError
 
 META = "recommender.json"
 SCHEMA_VERSION = 1
@@ -113,7 +113,7 @@ def train_recommender(s: RecommendSettings, overwrite: bool = False, quiet: bool
     dev_rows = dev_pairs.rows if len(dev_pairs.rows) <= s.max_dev_pairs else \
         [dev_pairs.rows[i] for i in sorted(rng.choice(len(dev_pairs.rows), s.max_dev_pairs, replace=False))]
     if not any(r["label"] == LIKED for r in rows) or all(r["label"] == LIKED for r in rows):
-        raise OutputError(f"{s.ratings}: the training period needs both liked and not-liked pairs "
+        raise DataError(f"{s.ratings}: the training period needs both liked and not-liked pairs "
                           f"(rating >= {s.policy.positive} and <= {s.policy.negative}, or --negatives)")
     _write_pairs(out / "pairs" / "train.jsonl", rows)
     _write_pairs(out / "pairs" / "dev.jsonl", dev_rows)
@@ -206,9 +206,12 @@ MIN_COLD_EVENTS = 20
 def fit_combiner(rec: Recommender, history, period, n_events: int, seed: int,
                  negatives: int = 20) -> CombinedRanker:
     """Logistic weights over the signals: the item each sampled dev-period user went on to like
-    (1) against `negatives` of the stage-1 candidates shown at that moment (0); users without
-    liked items get their own weights when the dev period has MIN_COLD_EVENTS of them, else
-    they share the warm users'."""
+    (1) against `negatives` of the stage-1 candidates shown at that moment (0). Only events whose
+    item stage 1 found are used: the weights decide the order of the candidates, and a missed
+    item (low collaborative and popularity scores by construction) taught them to distrust the
+    retrieval signals (nDCG@10 0.046 with those events, 0.088 without, in a 2-fold split of 300
+    MovieLens dev events). Users without liked items get their own weights when the dev period
+    has MIN_COLD_EVENTS of them, else they share the warm users'."""
     tl = rec.timeline(history)
     ctx = rec.context(tl)
     profile = rec.profile_builder()
@@ -216,35 +219,45 @@ def fit_combiner(rec: Recommender, history, period, n_events: int, seed: int,
     for e, t in walk(tl, period):
         if rec.policy.liked(e.value, rec.log.scale) and e.item not in t.rated.get(e.user, {}):
             every.append((t.query(e.user, e.time, profile), ctx.index[e.item]))
+    found: list[tuple] = []  # (query, target, candidates without the target)
+    for start in range(0, len(every), 256):
+        chunk = every[start:start + 256]
+        for (q, t), ch in zip(chunk, cheap_scores([q for q, _ in chunk], ctx)):
+            cands = rec.first_stage.candidates(q, ch, True, ctx.index)
+            if t in cands and len(cands) > 1:
+                found.append((q, t, cands[cands != t]))
     rng = np.random.default_rng(seed)
-    chosen: list[int] = []
-    for cold in (False, True):  # n_events of each kind at most
-        rows = [k for k, (q, _) in enumerate(every) if q.cold == cold]
-        chosen += rng.choice(rows, min(n_events, len(rows)), replace=False).tolist() if rows else []
-    queries, targets = [every[k][0] for k in sorted(chosen)], [every[k][1] for k in sorted(chosen)]
-    cheap = cheap_scores(queries, ctx)
-    kept, items = [], []
-    for k, (q, t, ch) in enumerate(zip(queries, targets, cheap)):
-        cands = [c for c in rec.first_stage.candidates(q, ch, True, ctx.index) if c != t]
-        if cands:
-            kept.append(k)
-            items.append(np.array([t] + [int(c) for c in rng.choice(cands, min(negatives, len(cands)),
-                                                                     replace=False)]))
-    if not kept:
-        raise OutputError("no dev-period event to fit the combiner on: the dev period holds no liked item "
-                          "the user had not rated before; use a larger --dev-share")
-    feats = signal_matrix([queries[k] for k in kept], items, ctx, [cheap[k] for k in kept])
     fitted = {}
     for group in ("warm", "cold"):
-        rows = [r for r, k in enumerate(kept) if queries[k].cold == (group == "cold")]
-        if len(rows) >= (MIN_COLD_EVENTS if group == "cold" else 1):
-            x = np.concatenate([feats[r] for r in rows])
-            y = np.concatenate([[1] + [0] * (len(feats[r]) - 1) for r in rows])
-            fitted[group] = Combiner.fit(x, y, SIGNALS, {"events": len(rows), "negatives_per_event": negatives,
-                                                         "period": "dev", "users": group})
+        rows = [r for r in found if r[0].cold == (group == "cold")]
+        if len(rows) < (MIN_COLD_EVENTS if group == "cold" else 1):
+            continue
+        rows = [rows[k] for k in sorted(rng.choice(len(rows), min(n_events, len(rows)), replace=False))]
+        items = [np.concatenate([[t], rng.choice(c, min(negatives, len(c)), replace=False)]) for _, t, c in rows]
+        queries = [q for q, _, _ in rows]
+        feats = signal_matrix(queries, items, ctx, cheap_scores(queries, ctx))
+        x = np.concatenate(feats)
+        y = np.concatenate([[1] + [0] * (len(f) - 1) for f in feats])
+        fitted[group] = Combiner.fit(x, y, SIGNALS, {"events": len(rows), "negatives_per_event": negatives,
+                                                     "period": "dev", "users": group,
+                                                     "events_found_by_stage1": sum(
+                                                         r[0].cold == (group == "cold") for r in found)})
     if "warm" not in fitted:
-        raise OutputError("the dev period holds no liked item of a user with a history; use a larger --dev-share")
+        raise DataError("the dev period holds no liked item, by a user with a history, that stage 1 found; "
+                        "use a larger --dev-share")
     return CombinedRanker(fitted["warm"], fitted.get("cold", fitted["warm"]))
+
+
+def refit_combiner(path: str | Path, n_events: int, seed: int) -> dict:
+    """Fit the combiner again on the folder's dev period (e.g. with more events), keeping the pair model."""
+    rec = Recommender.load(path)
+    split = rec.meta["split_time"]
+    history = [e for e in rec.log.events if e.time < split]
+    period = [e for e in rec.log.events if e.time >= split]
+    rec.meta["combiner"] = fit_combiner(rec, history, period, n_events, seed).to_json()
+    rec.meta["settings"]["fit_events"] = n_events
+    (rec.path / META).write_text(json.dumps(rec.meta, indent=1, default=str))
+    return rec.meta
 
 
 def recommend(rec: Recommender, queries, ctx: RankContext, top_k: int, exclude_seen: bool,

@@ -1,5 +1,6 @@
 """Item-item collaborative filtering: cosine similarity of items over the users who liked them
-(in the history only), summed over the items the user liked."""
+(in the history only), averaged over the items the user liked (the mean, not the sum, keeps the
+scale alike for users with few and many liked items, which the combiner's weights need)."""
 
 from __future__ import annotations
 
@@ -33,5 +34,5 @@ class ItemCF:
             if not liked or ctx.item_similarity is None:
                 out.append(np.zeros(len(c), dtype=np.float32))
             else:
-                out.append(ctx.item_similarity[liked][:, c].sum(0))
+                out.append(ctx.item_similarity[liked][:, c].mean(0))
         return out
