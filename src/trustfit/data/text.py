@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from trustfit.errors import DataError, join_problems
 
@@ -52,6 +52,23 @@ class TextCorpus:
     @property
     def n_words(self) -> int:
         return sum(len(e.text.split()) + len((e.text_pair or "").split()) for e in self.examples)
+
+
+def json_object_lines(text: str, path, problems: list[str],
+                      expected: str = "a JSON object per line") -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-empty JSONL line; bad lines go to `problems` as file:line."""
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(f"{path}:{i}: not valid JSON ({e.msg}): {line[:80]!r}")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{path}:{i}: expected {expected}")
+            continue
+        yield i, row
 
 
 def detect_format(path: Path) -> str:
@@ -102,17 +119,7 @@ def read_text_corpus(path: str | Path, format: str = "auto", text_column: str = 
                 continue
             examples.append(TextExample(sent.strip(), lab.strip() if label_column else None, None, i, str(path)))
     elif fmt == "jsonl":
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"{path}:{i}: not valid JSON ({e.msg}): {line[:80]!r}")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"{path}:{i}: expected a JSON object per line")
-                continue
+        for i, row in json_object_lines(text, path, problems):
             _row_to_example(row, i, path, text_column, label_column, pair_column, examples, problems)
     else:
         reader = csv.DictReader(text.splitlines(keepends=True), delimiter="\t" if fmt == "tsv" else ",",

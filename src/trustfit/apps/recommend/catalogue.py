@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trustfit.apps.recommend.data import table_rows
 from trustfit.errors import DataError, join_problems
 
 MOVIELENS_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -183,18 +184,8 @@ def read_generic_items(path: str | Path) -> Catalogue:
     if not p.exists():
         raise DataError(f"{p}: item catalogue not found")
     problems: list[str] = []
-    if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((i, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    problems.append(f"{p}:{i}: not JSON ({e.msg})")
-    else:
-        with p.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            rows = [(reader.line_num, r) for r in reader]
+    fmt = "jsonl" if p.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
+    rows = list(table_rows(p, fmt, problems, "a JSON object with id and text"))
     items: dict[str, Item] = {}
     for i, r in rows:
         iid, text = str(r.get("id") or "").strip(), str(r.get("text") or "").strip()

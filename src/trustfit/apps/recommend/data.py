@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from trustfit.data.text import json_object_lines
 from trustfit.errors import DataError, join_problems
 
 
@@ -96,20 +97,10 @@ def _movielens_rows(path: Path, problems: list[str]) -> Iterator[tuple[int, dict
         yield i, dict(zip(("user", "item", "rating", "time"), parts))
 
 
-def _table_rows(path: Path, fmt: str, problems: list[str]) -> Iterator[tuple[int, dict]]:
+def table_rows(path: Path, fmt: str, problems: list[str], expected: str) -> Iterator[tuple[int, dict]]:
+    """(line, row) of a JSONL or CSV file (with a header); bad JSON lines go to `problems`."""
     if fmt == "jsonl":
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"{path}:{i}: not JSON ({e.msg})")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"{path}:{i}: expected a JSON object with user, item, rating or label, time")
-                continue
-            yield i, row
+        yield from json_object_lines(path.read_text(encoding="utf-8"), path, problems, expected)
         return
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
@@ -135,7 +126,8 @@ def read_interactions(path: str | Path, fmt: str = "auto") -> InteractionLog:
     if fmt not in ("movielens", "jsonl", "csv"):
         raise DataError(f"unknown log format {fmt!r}; use movielens, jsonl or csv")
     problems: list[str] = []
-    rows = _movielens_rows(p, problems) if fmt == "movielens" else _table_rows(p, fmt, problems)
+    rows = _movielens_rows(p, problems) if fmt == "movielens" else \
+        table_rows(p, fmt, problems, "a JSON object with user, item, rating or label, time")
     events, scales = [], set()
     for line, row in rows:
         where = f"{p}:{line}"
