@@ -32,20 +32,20 @@ def train_cmd(
     positive: float = typer.Option(4.0, "--positive", help="ratings at or above this are liked"),
     negative: float = typer.Option(2.0, "--negative", help="ratings at or below this are not liked"),
     neutral: str = typer.Option("skip", "--neutral", help="ratings in between: skip, liked or not-liked"),
-    negatives: int = typer.Option(1, "--negatives", help="sampled unrated items per liked one (0 = none)"),
-    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="keep the most recent N training pairs"),
-    profile_tokens: int = typer.Option(64, "--profile-tokens", help="sub-tokens of profile text (liked titles, "
+    negatives: int = typer.Option(1, "--negatives", min=0, help="sampled unrated items per liked one (0 = none)"),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="keep the most recent N training pairs"),
+    profile_tokens: int = typer.Option(64, "--profile-tokens", min=1, help="sub-tokens of profile text (liked titles, "
                                        "most recent first)"),
-    max_length: int = typer.Option(128, "--max-length", help="sub-tokens of profile + item"),
-    collaborative: int = typer.Option(100, "--collaborative", help="stage-1 candidates by item-item collaborative "
+    max_length: int = typer.Option(128, "--max-length", min=16, help="sub-tokens of profile + item"),
+    collaborative: int = typer.Option(100, "--collaborative", min=0, help="stage-1 candidates by item-item collaborative "
                                       "filtering"),
-    text: int = typer.Option(50, "--text", help="stage-1 candidates by text-embedding similarity"),
-    popular: int = typer.Option(50, "--popular", help="stage-1 candidates by popularity"),
-    fit_events: int = typer.Option(300, "--fit-events", help="dev-period events (of warm and of cold-start users each) the combiner is fitted on"),
+    text: int = typer.Option(50, "--text", min=0, help="stage-1 candidates by text-embedding similarity"),
+    popular: int = typer.Option(50, "--popular", min=1, help="stage-1 candidates by popularity"),
+    fit_events: int = typer.Option(300, "--fit-events", min=1, help="dev-period events (of warm and of cold-start users each) the combiner is fitted on"),
     model: Optional[str] = typer.Option(None, "--model", help="backbone (default: packaged all-MiniLM-L6-v2)"),
-    epochs: int = typer.Option(2, "--epochs"),
+    epochs: int = typer.Option(2, "--epochs", min=1),
     lr: float = typer.Option(1e-4, "--lr"),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
     seed: int = typer.Option(42, "--seed"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16"),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -104,7 +104,7 @@ def rank_cmd(
                                           "model's log"),
     candidates: str = typer.Option("all", "--candidates", help="all (two stages) or a file of item ids, one a line"),
     exclude_seen: bool = typer.Option(True, "--exclude-seen/--include-seen", help="leave out items already rated"),
-    top_k: int = typer.Option(10, "--top-k"),
+    top_k: int = typer.Option(10, "--top-k", min=1),
     as_json: bool = typer.Option(False, "--json", help="one JSON line a user"),
 ) -> None:
     """Recommend: stage 1 picks candidates (collaborative filtering, text similarity, popularity),
@@ -162,7 +162,7 @@ def evaluate_cmd(
                                           "model was trained on, cut at the period's start)"),
     users: Optional[str] = typer.Option(None, "--users", help="user attributes for per-group metrics (default: as "
                                         "trained)"),
-    max_events: Optional[int] = typer.Option(None, "--max-events", help="rank only a sample of N liked events "
+    max_events: Optional[int] = typer.Option(None, "--max-events", min=1, help="rank only a sample of N liked events "
                                              "(AUC still uses every rated one)"),
     seed: int = typer.Option(0, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out", help="default: MODEL/evaluation"),
@@ -198,7 +198,7 @@ def evaluate_cmd(
 @recommend_app.command("refit")
 def refit_cmd(
     model: Path = typer.Option(..., "--model", help="recommender folder"),
-    fit_events: int = typer.Option(300, "--fit-events", help="dev-period events (of warm and of cold-start users "
+    fit_events: int = typer.Option(300, "--fit-events", min=1, help="dev-period events (of warm and of cold-start users "
                                    "each)"),
     seed: int = typer.Option(42, "--seed"),
 ) -> None:

@@ -33,6 +33,8 @@ SCHEMA_VERSION = 1
 
 @dataclass
 class RecommendSettings:
+    """Everything `trustfit recommend train` takes (stored in recommender.json)."""
+
     ratings: str
     items: str
     out: str

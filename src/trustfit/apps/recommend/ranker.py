@@ -115,8 +115,8 @@ class Ranking:
 def cheap_scores(queries: Sequence[Query], ctx: RankContext) -> list[dict[str, np.ndarray]]:
     """Every whole-catalogue signal for each query."""
     everything = [np.arange(len(ctx.ids))] * len(queries)
-    per_signal = {name: make_signal(name).score(queries, everything, ctx) for name in SIGNALS
-                  if not make_signal(name).on_candidates_only}
+    signals = [make_signal(name) for name in SIGNALS]
+    per_signal = {s.name: s.score(queries, everything, ctx) for s in signals if not s.on_candidates_only}
     return [{name: scores[k] for name, scores in per_signal.items()} for k in range(len(queries))]
 
 
