@@ -46,6 +46,9 @@ def test_train_saves_hf_folder(trained):
     summary = json.loads((trained / "train_summary.json").read_text())
     assert summary["epochs_done"] == 2 and summary["words_per_second"] > 0
     assert len(summary["history"]) == 2
+    hw = summary["hardware"]  # what chose the kernels, kept with the run (#14)
+    assert hw["precision_reason"].startswith(summary["precision"]) or hw["precision_reason"].startswith("bf16")
+    assert isinstance(hw["cpu"]["flags"], list) and hw["torch"]
 
 
 def test_transformers_loads_saved_model(trained):
@@ -177,3 +180,19 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_model_dir, co
     assert [h["f1"] for h in s_res["history"]] == [h["f1"] for h in s_clean["history"]]
     wa, wb = weights(tmp_path / "clean"), weights(tmp_path / "k")
     assert all((wa[k] == wb[k]).all() for k in wa)
+
+
+def test_precision_choice_names_its_reason():
+    from trustfit.hardware import cpu_info, precision_choice
+
+    amx = "model name\t: Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
+    avx2 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2 fma\n"
+    assert cpu_info(avx2) == {"model": "AMD EPYC 7B13", "flags": ["avx2", "fma"]}
+    import torch
+
+    if not torch.cuda.is_available():
+        assert precision_choice("auto", amx) == ("bf16", "bf16 autocast: this CPU has native bf16 "
+                                                         "(amx_bf16, avx512_bf16)")
+        assert precision_choice("auto", avx2)[0] == "fp32"
+        assert "this CPU has no native bf16" in precision_choice("auto", avx2)[1]
+    assert precision_choice("fp32", amx) == ("fp32", "fp32: asked for with --precision")

@@ -11,7 +11,7 @@ from typing import Any
 
 from trustfit.config import TrainConfig
 from trustfit.errors import ConfigError, OutputError
-from trustfit.hardware import resolve_precision
+from trustfit.hardware import cpu_info, precision_choice
 
 RUN_CONFIG = "run_config.json"
 # settings that may change between a run and its resumption
@@ -70,7 +70,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     from trustfit.train.loop import LoopSettings, Trainer
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
-    precision = resolve_precision(cfg.precision)
+    precision, precision_reason = precision_choice(cfg.precision)
     # several runs in one process (notebooks, benchmarks) may differ in precision: reset the
     # mixed-precision singleton, keep the process group (PartialState)
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -95,6 +95,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     accelerator.wait_for_everyone()
     if canaries is not None and is_main:
         write_canaries(out, canaries)
+    if is_main:
+        _say(quiet)(f"precision {precision_reason}")
 
     set_seed(cfg.seed)
     model = task.build_model(source)
@@ -179,6 +181,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         "train_seconds": state.train_seconds, "history": state.history, "select_metric": task.select_metric,
         "processes": accelerator.num_processes, "device": str(device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
+        "hardware": {"precision_reason": precision_reason, "cpu": cpu_info(), "torch": torch.__version__},
     }
     if adversary is not None:
         summary["adversarial"] = adversary.summary(state.step, state.train_seconds)
