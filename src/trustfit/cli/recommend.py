@@ -134,7 +134,7 @@ def rank_cmd(
             top = 5.0 if rec.log.scale == "rating" else 1.0
             events += [Interaction("<profile>", iid, top, now - 1) for iid in liked]
         cand = None if candidates == "all" else \
-            np.array([rec.catalogue.ids.index(i) for i in _ids_file(candidates, "candidates", rec.catalogue.items)])
+            np.array([rec.catalogue.index[i] for i in _ids_file(candidates, "candidates", rec.catalogue.items)])
     except TrustfitError as e:
         fail(e)
     tl = rec.timeline(events)

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from trustfit.apps.recommend.data import table_rows
@@ -57,6 +58,11 @@ class Catalogue:
     @property
     def ids(self) -> list[str]:
         return list(self.items)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Item id -> its row in every per-item array (the order of `ids`)."""
+        return {iid: i for i, iid in enumerate(self.items)}
 
     def to_jsonl(self, path: Path) -> None:
         with path.open("w", encoding="utf-8") as f:

@@ -96,7 +96,7 @@ class Timeline:
 
     def __init__(self, catalogue: Catalogue, policy: LikePolicy, scale: str) -> None:
         self.catalogue, self.policy, self.scale = catalogue, policy, scale
-        self.index = {iid: i for i, iid in enumerate(catalogue.ids)}
+        self.index = catalogue.index
         self.counts = np.zeros(len(catalogue), dtype=np.float32)
         self.recent_counts = np.zeros(len(catalogue), dtype=np.float32)
         self._recent: deque[tuple[int, int]] = deque()

@@ -109,7 +109,6 @@ class Ranking:
     candidates: np.ndarray  # catalogue indices
     features: np.ndarray  # [candidates, signals] in SIGNALS order
     combined: np.ndarray
-    catalogue_scores: dict[str, np.ndarray]  # cheap signals over the whole catalogue
 
 
 def cheap_scores(queries: Sequence[Query], ctx: RankContext) -> list[dict[str, np.ndarray]]:
@@ -136,4 +135,4 @@ def rank(queries: Sequence[Query], ctx: RankContext, first: FirstStage, ranker: 
     if candidates is None:
         candidates = [first.candidates(q, ch, exclude_seen, ctx.index) for q, ch in zip(queries, cheap)]
     feats = signal_matrix(queries, candidates, ctx, cheap)
-    return [Ranking(c, f, ranker.for_query(q).score(f), ch) for q, c, f, ch in zip(queries, candidates, feats, cheap)]
+    return [Ranking(c, f, ranker.for_query(q).score(f)) for q, c, f in zip(queries, candidates, feats)]

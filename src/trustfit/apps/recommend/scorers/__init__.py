@@ -27,7 +27,7 @@ class RankContext:
 
     def __post_init__(self) -> None:
         self.ids = self.catalogue.ids
-        self.index = {iid: i for i, iid in enumerate(self.ids)}
+        self.index = self.catalogue.index
         self.texts = [self.catalogue.items[i].text for i in self.ids]
         genres = sorted({g for it in self.catalogue.items.values() for g in it.genres})
         g_index = {g: k for k, g in enumerate(genres)}
