@@ -1,8 +1,9 @@
 """NER inference over a Corpus: every word gets exactly one tag and a probability.
 
 Features are encoded with the same windows/context as training, sorted by length and run in
-batches with dynamic padding under `torch.inference_mode`; word predictions are the argmax at
-each word's first sub-token, repaired to valid IOB2 (conlleval semantics)."""
+batches with dynamic padding under `torch.inference_mode`; each word's label distribution is
+read at its first sub-token and a sentence's tags are decoded from them (`predict/decode.py`:
+IOB2-constrained Viterbi by default, or argmax repaired the conlleval way)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from trustfit.data.schema import Corpus, LabelSchema, Sentence
-from trustfit.data.tags import repair_iob2, spans_from_tags
+from trustfit.data.tags import spans_from_tags
 from trustfit.encode.batching import collate
 from trustfit.encode.tokenize import encode_corpus, model_max_length
+from trustfit.errors import TrustfitError
 from trustfit.hardware import resolve_precision
 from trustfit.predict import inference, token_budget_batches
+from trustfit.predict.decode import DECODERS
 
 # Plain-text tokenisation rule: dotted abbreviations ("U.S."), runs of letters/digits joined by
 # inner apostrophes, hyphens, dots or commas ("1,000.50", "don't", "co-op", "1996-08-22"), or
@@ -55,7 +59,10 @@ class NerPredictor:
 
     def __init__(self, model, tokenizer, schema: LabelSchema, context_tokens: int = 0, max_length: int | None = None,
                  batch_size: int = 64, device: str | torch.device = "cpu", precision: str = "auto",
-                 stride: int = 32, pack: bool = False, pack_tokens: int = 64, max_batch_tokens: int = 4096) -> None:
+                 stride: int = 32, pack: bool = False, pack_tokens: int = 64, max_batch_tokens: int = 4096,
+                 decode: str = "viterbi") -> None:
+        if decode not in DECODERS:
+            raise TrustfitError(f"unknown decoding {decode!r}: use one of {', '.join(DECODERS)}")
         self.model = model
         self.tokenizer = tokenizer
         self.schema = schema
@@ -64,6 +71,7 @@ class NerPredictor:
         self.batch_size = batch_size
         self.stride, self.pack, self.pack_tokens = stride, pack, pack_tokens
         self.max_batch_tokens = max_batch_tokens
+        self.decode = decode
         self.device = torch.device(device)
         self.precision = resolve_precision(precision)
 
@@ -75,7 +83,7 @@ class NerPredictor:
         enc = meta.get("encoding", {})
         kw.setdefault("context_tokens", enc.get("context_tokens", 0))
         kw.setdefault("max_length", enc.get("max_length"))
-        for key in ("stride", "pack", "pack_tokens"):
+        for key in ("stride", "pack", "pack_tokens", "decode"):
             if key in enc:
                 kw.setdefault(key, enc[key])
         return cls(model, tok, schema, **kw)
@@ -84,8 +92,8 @@ class NerPredictor:
         feats = encode_corpus(corpus, self.tokenizer, None, self.max_length, self.context_tokens, self.stride,
                               pack=self.pack, pack_tokens=self.pack_tokens)
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
-        label_ids = [[0] * len(s.tokens) for s in corpus.sentences]
-        scores = [[0.0] * len(s.tokens) for s in corpus.sentences]
+        n_labels = len(self.schema.labels)
+        log_probs = [np.zeros((len(s.tokens), n_labels), dtype=np.float32) for s in corpus.sentences]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         with inference(self.model, self.device, self.precision) as model:
             for idx in token_budget_batches([len(feats[i]) for i in order], self.batch_size, self.max_batch_tokens):
@@ -93,14 +101,14 @@ class NerPredictor:
                 batch = collate(batch_feats, pad)
                 logits = model(input_ids=batch["input_ids"].to(self.device),
                                attention_mask=batch["attention_mask"].to(self.device)).logits
-                conf, arg = logits.float().softmax(-1).max(-1)
-                conf, arg = conf.cpu().tolist(), arg.cpu().tolist()
+                lp = logits.float().log_softmax(-1).cpu().numpy()
                 for row, f in enumerate(batch_feats):
                     for pos, (s, w) in zip(f.positions, f.words):
-                        label_ids[s][w] = arg[row][pos]
-                        scores[s][w] = conf[row][pos]
-        labels = self.schema.labels
-        tags = [repair_iob2([labels[i] for i in row]) for row in label_ids]
+                        log_probs[s][w] = lp[row, pos]
+        labels, decode = self.schema.labels, DECODERS[self.decode]
+        index = {t: i for i, t in enumerate(labels)}
+        tags = [decode(lp, labels) for lp in log_probs]
+        scores = [[float(np.exp(lp[w, index[t]])) for w, t in enumerate(row)] for lp, row in zip(log_probs, tags)]
         return Prediction(tags, scores)
 
 
