@@ -162,10 +162,12 @@ def _cli(*args, env=None):
                           env={**os.environ, **(env or {})})
 
 
-def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_model_dir, conll_slices):
-    """Kill -9 mid-epoch (after step 7, last checkpoint at step 6), resume, compare with a clean run."""
+@pytest.mark.parametrize("levers", [[], ["--ema-decay", "0.9", "--layer-lr-decay", "0.8"]], ids=["plain", "ema-llrd"])
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path, tiny_model_dir, conll_slices, levers):
+    """Kill -9 mid-epoch (after step 7, last checkpoint at step 6), resume, compare with a clean run
+    (with the weight average, which the checkpoint must carry, and per-layer learning rates)."""
     args = lambda out: train_args(tiny_model_dir, *conll_slices, out, "--epochs", "2", "--checkpoint-every", "3",
-                                  "--eval-every", "5")  # noqa: E731
+                                  "--eval-every", "5", *levers)  # noqa: E731
     clean = _cli(*args(tmp_path / "clean"))
     assert clean.returncode == 0, clean.stderr
     killed = _cli(*args(tmp_path / "k"), env={"TRUSTFIT_FAULT_KILL_AT_STEP": "7"})

@@ -38,6 +38,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(1.0, ge=0)
+    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="layer-wise lr decay: encoder layer l of L trains at "
+                                  "lr x decay^(L+1-l), the head at lr; 1 = off")
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="evaluate and save an exponential moving average of the "
+                             "weights with this decay (e.g. 0.999); 0 = off")
     seed: int = 42
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16/AMX CPUs)")
@@ -50,6 +54,8 @@ class TrainConfig(BaseModel):
     pack_tokens: int = Field(64, ge=8, description="target sub-tokens per packed input (64 + 2 x 32 of margin keeps "
                              "inputs within the 128 positions all-MiniLM-L6-v2 was tuned on)")
     pool_batches: int = Field(16, ge=1, description="length-bucketing pool, in batches; 1 = nearly random batches")
+    decode: Literal["viterbi", "argmax"] = Field("viterbi", description="NER: tags from word label probabilities "
+                                                 "by IOB2-constrained Viterbi, or argmax repaired as conlleval does")
     # data
     scheme: Literal["iob1", "iob2", "bioes", "bilou"] = "iob2"
     token_column: int = 0

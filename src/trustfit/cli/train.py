@@ -26,6 +26,11 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr"),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    layer_lr_decay: Optional[float] = typer.Option(None, "--layer-lr-decay", help="layer-wise lr decay, e.g. 0.9 "
+                                                   "(1 = off)"),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="evaluate and save a moving average of the "
+                                              "weights, e.g. 0.999 (0 = off)"),
+    decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi (IOB2-constrained, default) or argmax"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
     context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="document context per side (0 = off)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
@@ -91,7 +96,8 @@ def train(
     try:
         cfg = build_config(config, dict(
             task=task.value if task else None, train=train, dev=dev, out=out, model=model, epochs=epochs, max_steps=max_steps,
-            batch_size=batch_size, lr=lr, seed=seed, precision=precision, context_tokens=context_tokens,
+            batch_size=batch_size, lr=lr, seed=seed, layer_lr_decay=layer_lr_decay, ema_decay=ema_decay,
+            decode=decode, precision=precision, context_tokens=context_tokens,
             max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,

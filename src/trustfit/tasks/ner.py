@@ -70,7 +70,7 @@ class NerTask:
         c = self.cfg
         return NerPredictor(model, tokenizer, self.schema, c.context_tokens, self.max_length, c.eval_batch_size,
                             device=device, precision=precision, stride=c.stride, pack=c.pack,
-                            pack_tokens=c.pack_tokens)
+                            pack_tokens=c.pack_tokens, decode=c.decode)
 
     def _metrics(self, model, tokenizer, device, precision):
         from trustfit.evaluate.ner import ner_metrics
@@ -91,4 +91,5 @@ class NerTask:
     def meta(self) -> dict[str, Any]:
         return {"task": "ner", "labels": self.labels, "scheme_in": self.cfg.scheme,
                 "encoding": {"context_tokens": self.cfg.context_tokens, "max_length": self.max_length,
-                             "stride": self.cfg.stride, "pack": self.cfg.pack, "pack_tokens": self.cfg.pack_tokens}}
+                             "stride": self.cfg.stride, "pack": self.cfg.pack, "pack_tokens": self.cfg.pack_tokens,
+                             "decode": self.cfg.decode}}

@@ -11,8 +11,10 @@ saved in every checkpoint."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -57,6 +59,7 @@ class LoopSettings:
     checkpoint_every: int
     pool_batches: int
     select_metric: str = "f1"
+    layer_lr_decay: float = 1.0  # < 1: layer l of L trains at lr * decay ** (L + 1 - l) (embeddings l = 0)
     save_checkpoints: bool = True  # False: a short run that is never resumed (a federated round)
 
 
@@ -107,16 +110,25 @@ class Trainer:
         self.metrics: dict[str, Any] | None = None
 
     def _make_optimizer(self, model) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
+        """AdamW; no weight decay on biases and norms; with layer_lr_decay < 1, one group per
+        (layer, decay) pair so that lower layers move less than the head."""
+        s = self.settings
+        n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        groups: dict[tuple[int, bool], dict] = {}
         for name, p in model.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim < 2 else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.settings.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
+            if not p.requires_grad:
+                continue
+            depth = layer_depth(name, n_layers) if s.layer_lr_decay < 1 and n_layers else 0
+            key = (depth, p.ndim < 2)
+            if key not in groups:
+                scale = s.layer_lr_decay ** (n_layers + 1 - depth) if s.layer_lr_decay < 1 and n_layers else 1.0
+                groups[key] = {"params": [], "weight_decay": 0.0 if key[1] else s.weight_decay, "lr": s.lr * scale}
+            groups[key]["params"].append(p)
+        groups = [groups[k] for k in sorted(groups)]
         try:
-            return torch.optim.AdamW(groups, lr=self.settings.lr, fused=True)
+            return torch.optim.AdamW(groups, lr=s.lr, fused=True)
         except (RuntimeError, TypeError):
-            return torch.optim.AdamW(groups, lr=self.settings.lr, foreach=True)
+            return torch.optim.AdamW(groups, lr=s.lr, foreach=True)
 
     # -- events -----------------------------------------------------------------------------
     def emit(self, event: str, **kw) -> None:
@@ -185,12 +197,21 @@ class Trainer:
     def evaluate(self) -> dict[str, Any] | None:
         if self.evaluate_fn is None:
             return None
-        metrics = self.evaluate_fn(self.unwrapped_model)
-        self.metrics = metrics
-        self.state.last_eval_step = self.state.step
-        self.state.history.append({"step": self.state.step, "epoch": self.state.epoch, **metrics})
-        self.emit("on_evaluate", metrics=metrics)
+        with self.evaluation_weights():  # e.g. the weight average: what is evaluated is what gets saved
+            metrics = self.evaluate_fn(self.unwrapped_model)
+            self.metrics = metrics
+            self.state.last_eval_step = self.state.step
+            self.state.history.append({"step": self.state.step, "epoch": self.state.epoch, **metrics})
+            self.emit("on_evaluate", metrics=metrics)
         return metrics
+
+    def evaluation_weights(self):
+        """A context in which the model holds the weights to evaluate and save (a plugin's
+        `swapped_in`, such as the weight average), by default its own."""
+        for p in self.plugins:
+            if hasattr(p, "swapped_in"):
+                return p.swapped_in(self)
+        return nullcontext()
 
     # -- the loop ---------------------------------------------------------------------------
     def _step(self, idx: list[int]) -> None:
@@ -251,3 +272,15 @@ class Trainer:
             self.evaluate()
         self.emit("on_train_end")
         return st
+
+
+_LAYER_RE = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_depth(name: str, n_layers: int) -> int:
+    """Depth of a parameter for layer-wise lr decay: 0 for embeddings, l + 1 for encoder layer
+    l, n_layers + 1 for everything above (pooler, head)."""
+    m = _LAYER_RE.search(name)
+    if m:
+        return min(int(m.group(1)) + 1, n_layers)
+    return 0 if "embed" in name else n_layers + 1

@@ -138,6 +138,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     plugins: list[Any] = [ProgressBar(enabled=not quiet), JsonlLogger(out / "log.jsonl")]
     if cfg.patience and has_dev:
         plugins.append(EarlyStopping(cfg.patience, metric=task.select_metric))
+    if cfg.ema_decay:  # before BestModel: what is evaluated and saved is the average
+        from trustfit.train.averaging import WeightAverage
+
+        plugins.append(WeightAverage(cfg.ema_decay))
     best = BestModel(save, metric=task.select_metric)
     plugins.append(best)
     adversary = augmenter = None
@@ -167,7 +171,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                             max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, eval_every=cfg.eval_every,
                             checkpoint_every=cfg.checkpoint_every, pool_batches=cfg.pool_batches,
-                            select_metric=task.select_metric)
+                            select_metric=task.select_metric, layer_lr_decay=cfg.layer_lr_decay)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = Trainer(model, features, settings, accelerator, evaluate if has_dev else None, plugins, out, pad,
                       collate_fn=task.collate, loss_fn=task.loss_fn, private=private)
