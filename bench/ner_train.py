@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, RESULTS, peak_rss_mb, run_child, slice_conll, write_results  # noqa: E402
 
 
-def baseline(args) -> dict:
-    """transformers Trainer + DataCollatorForTokenClassification, first-sub-token labels."""
+def hf_fit(train_path: str, epochs: int, batch_size: int, lr: float, seed: int, bf16: bool = False) -> dict:
+    """The run_ner.py recipe: transformers Trainer + DataCollatorForTokenClassification,
+    first-sub-token labels, fused AdamW, linear schedule with 10 % warm-up."""
     import torch
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
@@ -28,51 +29,61 @@ def baseline(args) -> dict:
 
     from trustfit.data.conll import read_conll
     from trustfit.data.schema import LabelSchema
-    from trustfit.evaluate.ner import ner_metrics
     from trustfit.models.backbone import default_model_path
 
     hf_logging.set_verbosity_error()
-    train, dev = read_conll(args.train), read_conll(args.dev)
+    train = read_conll(train_path)
     schema = LabelSchema.from_corpus(train)
-    l2i = schema.label2id
     path = default_model_path()
     tok = AutoTokenizer.from_pretrained(path)
-
-    def encode(corpus):
-        enc = tok([s.tokens for s in corpus], is_split_into_words=True, truncation=True)
-        rows = []
-        for i, s in enumerate(corpus):
-            prev, labels = None, []
-            for w in enc.word_ids(i):
-                labels.append(-100 if w is None or w == prev else l2i[s.tags[w]])
-                prev = w
-            rows.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                         "labels": labels})
-        return rows
-
-    tr, dv = encode(train), encode(dev)
-    set_seed(args.seed)
+    set_seed(seed)
     model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(schema.labels),
-                                                            id2label=schema.id2label, label2id=l2i)
-    targs = TrainingArguments(output_dir=str(RESULTS / "hf_tmp"), per_device_train_batch_size=args.batch_size,
-                              per_device_eval_batch_size=64, learning_rate=args.lr, num_train_epochs=args.epochs,
+                                                            id2label=schema.id2label, label2id=schema.label2id)
+    targs = TrainingArguments(output_dir=str(RESULTS / "hf_tmp"), per_device_train_batch_size=batch_size,
+                              per_device_eval_batch_size=64, learning_rate=lr, num_train_epochs=epochs,
                               lr_scheduler_type="linear", warmup_steps=0.1, weight_decay=0.01,
                               optim="adamw_torch_fused", save_strategy="no", eval_strategy="no", report_to=[],
-                              logging_strategy="no", seed=args.seed, disable_tqdm=True, use_cpu=True,
-                              dataloader_num_workers=0, bf16=args.baseline_bf16)
-    trainer = Trainer(model=model, args=targs, train_dataset=tr, data_collator=DataCollatorForTokenClassification(tok))
+                              logging_strategy="no", seed=seed, disable_tqdm=True, use_cpu=True,
+                              dataloader_num_workers=0, bf16=bf16)
+    trainer = Trainer(model=model, args=targs, train_dataset=hf_encode(tok, schema, train),
+                      data_collator=DataCollatorForTokenClassification(tok))
     t0 = time.perf_counter()
     trainer.train()
-    secs = time.perf_counter() - t0
-    out = trainer.predict(dv)
-    preds = out.predictions.argmax(-1)
-    pred_tags = []
-    for row, lab, s in zip(preds, out.label_ids, dev):
-        tags = [schema.labels[p] for p, l in zip(row, lab) if l != -100]
-        pred_tags.append(tags)
-    m = ner_metrics([s.tags for s in dev], pred_tags, schema.labels)
-    return {"words_per_second": train.n_words * args.epochs / secs, "train_seconds": secs, "dev_f1": m.f1,
-            "peak_rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads(), "bf16": args.baseline_bf16}
+    return {"trainer": trainer, "tokenizer": tok, "schema": schema, "train_words": train.n_words,
+            "train_seconds": time.perf_counter() - t0, "torch_threads": torch.get_num_threads()}
+
+
+def hf_encode(tok, schema, corpus) -> list[dict]:
+    """Sentences as model inputs, each word labelled at its first sub-token only."""
+    enc = tok([s.tokens for s in corpus], is_split_into_words=True, truncation=True)
+    rows = []
+    for i, s in enumerate(corpus):
+        prev, labels = None, []
+        for w in enc.word_ids(i):
+            labels.append(-100 if w is None or w == prev or s.tags is None else schema.label2id[s.tags[w]])
+            prev = w
+        rows.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels})
+    return rows
+
+
+def hf_predict(fitted: dict, corpus) -> list[list[str]]:
+    """Argmax tags of every labelled word (the recipe's evaluation; truncated words are lost)."""
+    out = fitted["trainer"].predict(hf_encode(fitted["tokenizer"], fitted["schema"], corpus))
+    labels = fitted["schema"].labels
+    return [[labels[p] for p, gold in zip(row, lab) if gold != -100]
+            for row, lab in zip(out.predictions.argmax(-1), out.label_ids)]
+
+
+def baseline(args) -> dict:
+    from trustfit.data.conll import read_conll
+    from trustfit.evaluate.ner import ner_metrics
+
+    fitted = hf_fit(args.train, args.epochs, args.batch_size, args.lr, args.seed, args.baseline_bf16)
+    dev = read_conll(args.dev)
+    m = ner_metrics([s.tags for s in dev], hf_predict(fitted, dev), fitted["schema"].labels)
+    secs = fitted["train_seconds"]
+    return {"words_per_second": fitted["train_words"] * args.epochs / secs, "train_seconds": secs, "dev_f1": m.f1,
+            "peak_rss_mb": peak_rss_mb(), "torch_threads": fitted["torch_threads"], "bf16": args.baseline_bf16}
 
 
 def trustfit_side(args) -> dict:
