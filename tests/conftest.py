@@ -121,7 +121,7 @@ def keyword_classifier(tmp_path_factory, tiny_model_dir):
     out = d / "model"
     _cli_ok(["train", "--task", "classify", "--model", tiny_model_dir, "--train", d / "train.jsonl", "--dev",
         d / "dev.jsonl", "--out", out, "--epochs", "4", "--batch-size", "16", "--lr", "3e-3", "--quiet",
-        "--precision", "fp32"])
+        "--precision", "fp32", "--layer-lr-decay", "1"])  # random weights: no pretrained layers to protect
     dev = json.loads((out / "dev_metrics.json").read_text())
     assert dev["accuracy"] > 0.9, dev["accuracy"]  # the rule was learnt: explanations have a right answer
     return out
@@ -156,6 +156,7 @@ def ner_model(tmp_path_factory, tiny_model_dir):
     write_synthetic_ner(d, 0, train=400, dev=40)
     out = d / "model"
     _cli_ok(["train", "--model", tiny_model_dir, "--train", d / "train.txt", "--dev", d / "dev.txt", "--out", out,
-             "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet", "--precision", "fp32"])
+             "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet", "--precision", "fp32",
+             "--layer-lr-decay", "1"])  # random weights: no pretrained layers to protect
     assert json.loads((out / "dev_metrics.json").read_text())["token_accuracy"] > 0.95
     return out

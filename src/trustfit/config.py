@@ -34,12 +34,13 @@ class TrainConfig(BaseModel):
     epochs: int = Field(3, ge=1)
     max_steps: Optional[int] = Field(None, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(3e-4, gt=0, description="peak learning rate of the head; lower layers get less with "
+                      "layer_lr_decay (DP and federated runs have their own defaults)")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(1.0, ge=0)
-    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="layer-wise lr decay: encoder layer l of L trains at "
-                                  "lr x decay^(L+1-l), the head at lr; 1 = off")
+    layer_lr_decay: float = Field(0.8, gt=0, le=1, description="layer-wise lr decay: encoder layer l of L trains at "
+                                  "lr x decay^(L+1-l), the head at lr; 1 = off (the default under DP)")
     ema_decay: float = Field(0.0, ge=0, lt=1, description="evaluate and save an exponential moving average of the "
                              "weights with this decay (e.g. 0.999); 0 = off")
     seed: int = 42
@@ -155,7 +156,8 @@ class TrainConfig(BaseModel):
         if problems:
             raise ValueError("DP training cannot be combined with: " + "; ".join(problems))
         lr = DP_DEFAULT_LR["lora" if data.get("dp_train", "lora") == "lora" else "other"]
-        return {"lr": lr, **data, "pack": False, "context_tokens": 0, "precision": "fp32"}
+        # DP's learning rates were tuned with every layer at one rate
+        return {"lr": lr, "layer_lr_decay": 1.0, **data, "pack": False, "context_tokens": 0, "precision": "fp32"}
 
     @field_validator("dp_train")
     @classmethod

@@ -29,7 +29,7 @@ PARAMS = typer.Option(None, "--federate-params", help="trained and sent: all (de
                       "top-N (top N layers + head) or lora (adapters + head, merged at the end)")
 MIN_CLIENTS = typer.Option(None, "--min-clients", help="replies a round needs to count (default: half of --clients)")
 ROUND_TIMEOUT = typer.Option(3600.0, "--round-timeout", help="seconds a round waits for replies")
-LR = typer.Option(None, "--lr", help="the clients' learning rate (default 5e-4, five times `trustfit train`'s: "
+LR = typer.Option(None, "--lr", help="the clients' learning rate (default 5e-4, one rate for every layer: "
                   "averaging the clients' short local runs moves the model less than a central epoch; under DP the DP "
                   "default)")
 BATCH = typer.Option(None, "--batch-size")
@@ -64,6 +64,8 @@ def local_recipe(options: dict[str, Any], train: str, out: str):
     private = any(given[k] is not None or k in file for k in ("dp_epsilon", "dp_noise"))
     if given["lr"] is None and "lr" not in file and not private:  # DP brings its own default
         given["lr"] = FEDERATED_LR
+    if "layer_lr_decay" not in file:  # FEDERATED_LR was tuned with every layer at one rate
+        given["layer_lr_decay"] = 1.0
     return build_config(options["config"], {"task": task.value if task else None, "train": train,
                                             "dev": options["dev"], "out": out, "epochs": options["local_epochs"],
                                             **given})

@@ -24,10 +24,11 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="peak learning rate of the head (3e-4 for ner and classify, "
+                                       "with --layer-lr-decay 0.8; DP: 1e-2 LoRA / 5e-3 otherwise; federated: 5e-4)"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    layer_lr_decay: Optional[float] = typer.Option(None, "--layer-lr-decay", help="layer-wise lr decay, e.g. 0.9 "
-                                                   "(1 = off)"),
+    layer_lr_decay: Optional[float] = typer.Option(None, "--layer-lr-decay", help="layer l of L learns at lr x "
+                                                   "decay^(L+1-l) (0.8; 1 = one rate for all; DP/federated: 1)"),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="evaluate and save a moving average of the "
                                               "weights, e.g. 0.999 (0 = off)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi (IOB2-constrained, default) or argmax"),
@@ -168,6 +169,7 @@ def evaluate(
     label_column: Optional[str] = typer.Option(None, "--label-column", help="classify (default: as trained)"),
     pair_column: Optional[str] = typer.Option(None, "--pair-column", help="classify (default: as trained)"),
     batch_size: int = typer.Option(64, "--batch-size"),
+    decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi or argmax (default: as trained)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Score a trained model on a labelled file: entity- and token-level reports (NER), or
@@ -178,7 +180,8 @@ def evaluate(
         task, metrics, headline = evaluate_file(
             model, data, predictions=predictions, plots=plots, scheme=scheme, token_column=token_column,
             tag_column=tag_column, encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, format=format,
-            text_column=text_column, label_column=label_column, pair_column=pair_column, batch_size=batch_size)
+            text_column=text_column, label_column=label_column, pair_column=pair_column, batch_size=batch_size,
+            decode=decode)
     except TrustfitError as e:
         fail(e)
     if json_out:

@@ -68,7 +68,7 @@ def train_reference(meta: dict[str, Any], examples: list, task: str, out: Path, 
     cfg = {k: v for k, v in (meta.get("config") or {}).items()
            if not k.startswith(("dp_", "canar")) and k not in ("train", "dev", "out")}
     if (meta.get("config") or {}).get("dp_epsilon") or (meta.get("config") or {}).get("dp_noise"):
-        for k in ("lr", "pack", "context_tokens", "precision"):  # DP-forced settings go back to the defaults
+        for k in ("lr", "layer_lr_decay", "pack", "context_tokens", "precision"):  # DP-forced: back to defaults
             cfg.pop(k, None)
     if task != "ner":
         cfg.update(format="jsonl", text_column="text", label_column="label",

@@ -126,7 +126,8 @@ def train_recommender(s: RecommendSettings, overwrite: bool = False, quiet: bool
     cfg = TrainConfig(task="classify", train=str(out / "pairs" / "train.jsonl"), dev=str(out / "pairs" / "dev.jsonl"),
                       out=str(out / "pair_model"), model=s.model, text_column="profile", pair_column="item",
                       label_column="label", max_length=s.max_length, epochs=s.epochs, lr=s.lr,
-                      batch_size=s.batch_size, seed=s.seed, precision=s.precision)
+                      batch_size=s.batch_size, seed=s.seed, precision=s.precision,
+                      layer_lr_decay=1.0)  # the pair model's lr (1e-4) was measured with one rate for all layers
     summary = train(cfg, quiet=quiet)
 
     from trustfit.apps.recommend.embed import Embedder
