@@ -117,3 +117,20 @@ def test_train_with_ema_saves_the_evaluated_average(tmp_path, tiny_model_dir, co
     assert meta["encoding"]["decode"] == "argmax" and meta["config"]["ema_decay"] == 0.9
     best = max(h["f1"] for h in summary["history"])
     assert summary["dev"]["entity"]["micro"]["f1"] == pytest.approx(best)  # the saved model is the evaluated one
+
+
+def test_evaluate_and_predict_take_the_decoding(ner_model, keyword_classifier, tmp_path):
+    from typer.testing import CliRunner
+
+    from trustfit.cli import app
+
+    dev = ner_model.parent / "dev.txt"
+    for how in ("viterbi", "argmax"):
+        _cli_ok(["evaluate", "--model", ner_model, "--data", dev, "--decode", how, "--json", tmp_path / f"{how}.json",
+                 "--quiet"])
+        assert json.loads((tmp_path / f"{how}.json").read_text())["token_accuracy"] > 0.9
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate", "--model", str(ner_model), "--data", str(dev), "--decode", "beam"])
+    assert r.exit_code == 2 and "unknown decoding 'beam': use one of viterbi, argmax" in r.output
+    r = runner.invoke(app, ["predict", "--model", str(keyword_classifier), "--decode", "argmax"], input="good\n")
+    assert r.exit_code == 2 and "--decode applies to NER models only" in r.output

@@ -25,6 +25,7 @@ def predict(
     text_column: Optional[str] = typer.Option(None, "--text-column", help="classify: column with the text"),
     top_k: int = typer.Option(3, "--top-k", help="classify: how many labels to list"),
     encoding: str = typer.Option("utf-8", "--encoding"),
+    decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi or argmax (default: as trained)"),
     group: Optional[str] = typer.Option(None, "--group", help="classify: the group of every input, to apply the "
                                         "model's fairness thresholds (trustfit mitigate thresholds)"),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="classify, csv/tsv/jsonl input: the "
@@ -41,6 +42,8 @@ def predict(
             from trustfit.data.text import read_text_corpus
             from trustfit.predict.classify import ClassifierPredictor
 
+            if decode:
+                raise TrustfitError("--decode applies to NER models only (a classifier's label is its argmax)")
             predictor = ClassifierPredictor.from_dir(model, batch_size=batch_size)
             if top_k < 1:
                 raise TrustfitError(f"--top-k must be at least 1, got {top_k}")
@@ -57,7 +60,7 @@ def predict(
                 raise TrustfitError("--group / --group-column apply to classification models only")
             from trustfit.predict.ner import NerPredictor, corpus_from_lines
 
-            predictor = NerPredictor.from_dir(model, batch_size=batch_size)
+            predictor = NerPredictor.from_dir(model, batch_size=batch_size, **({"decode": decode} if decode else {}))
             if format == "conll":
                 if input == "-":
                     raise TrustfitError("--format conll reads a file; give its path instead of -")

@@ -8,13 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from trustfit.errors import TrustfitError
+
 
 def evaluate_file(model: str, data: str, predictions: str | Path | None = None, plots: str | Path | None = None,
                   scheme: str = "iob2", token_column: int = 0, tag_column: int = -1, encoding: str | None = None,
                   delimiter: str | None = None, unknown_tags: str = "error", format: str = "auto",
                   text_column: str | None = None, label_column: str | None = None, pair_column: str | None = None,
-                  batch_size: int = 64) -> tuple[str, Any, str]:
-    """(task, metrics object with .to_json(), one-line headline)."""
+                  batch_size: int = 64, decode: str | None = None) -> tuple[str, Any, str]:
+    """(task, metrics object with .to_json(), one-line headline); `decode` overrides the NER
+    model's stored decoding (viterbi or argmax)."""
     from trustfit.models.backbone import model_task, read_meta, resolve_model_source
 
     task = model_task(model)
@@ -25,6 +28,8 @@ def evaluate_file(model: str, data: str, predictions: str | Path | None = None, 
             from trustfit.tasks.classify import check_labels
             from trustfit.data.text import read_text_corpus
 
+            if decode:
+                raise TrustfitError("--decode applies to NER models only (a classifier's label is its argmax)")
             predictor = ClassifierPredictor.from_dir(model, batch_size=batch_size)
             meta = read_meta(resolve_model_source(model))
             corpus = read_text_corpus(data, format=format, text_column=text_column or meta.get("text_column", "text"),
@@ -35,7 +40,7 @@ def evaluate_file(model: str, data: str, predictions: str | Path | None = None, 
             from trustfit.data.conll import read_conll, resolve_delimiter
             from trustfit.predict.ner import NerPredictor
 
-            predictor = NerPredictor.from_dir(model, batch_size=batch_size)
+            predictor = NerPredictor.from_dir(model, batch_size=batch_size, **({"decode": decode} if decode else {}))
             corpus = read_conll(data, token_column=token_column, tag_column=tag_column, scheme=scheme,
                                 encoding=encoding or "utf-8", delimiter=resolve_delimiter(delimiter))
             predictor.schema.check_corpus(corpus, unknown_to_o=unknown_tags == "o")
