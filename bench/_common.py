@@ -47,12 +47,23 @@ def run_child(script: Path, args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def machine() -> dict:
+    """What the figures were measured on: CPU model, kind (native bf16 or not), flags, cores."""
+    from trustfit.hardware import cpu_info, cpu_kind
+
+    info = cpu_info()
+    return {"cpu": info["model"], "kind": cpu_kind(info), "flags": info["flags"], "cores": os.cpu_count()}
+
+
 def write_results(name: str, result: dict, table: list[list[str]]) -> None:
-    """Write RESULTS/name.json and name.md and print the Markdown table."""
+    """Write RESULTS/name.json and name.md (both saying which CPU kind measured them) and print
+    the Markdown."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    where = machine()
+    (RESULTS / f"{name}.json").write_text(json.dumps({**result, "machine": where}, indent=2))
     head, *rows = table
-    md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    md = f"Measured on {where['cpu']} ({where['kind']}, {where['cores']} cores)\n\n"
+    md += "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
     (RESULTS / f"{name}.md").write_text(md)
     print(md)

@@ -190,6 +190,10 @@ def test_precision_choice_names_its_reason():
     amx = "model name\t: Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
     avx2 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2 fma\n"
     assert cpu_info(avx2) == {"model": "AMD EPYC 7B13", "flags": ["avx2", "fma"]}
+    from trustfit.hardware import cpu_kind
+
+    assert cpu_kind(cpu_info(avx2)) == "AVX2" and cpu_kind(cpu_info(amx)) == "AMX"
+    assert cpu_kind({"flags": ["avx2", "avx512f", "avx512_bf16"]}) == "AVX512-BF16"
     import torch
 
     if not torch.cuda.is_available():

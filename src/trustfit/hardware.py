@@ -23,6 +23,16 @@ def cpu_info(text: str | None = None) -> dict:
     return {"model": model, "flags": [f for f in RELEVANT_FLAGS if f in flags]}
 
 
+def cpu_kind(info: dict | None = None) -> str:
+    """The CPU's class for speed figures: 'AMX', 'AVX512-BF16', 'AVX512' or 'AVX2' (or 'other'),
+    the point being whether bf16 is native (the first two) or emulated."""
+    flags = set((info or cpu_info())["flags"])
+    for kind, flag in (("AMX", "amx_bf16"), ("AVX512-BF16", "avx512_bf16"), ("AVX512", "avx512f"), ("AVX2", "avx2")):
+        if flag in flags:
+            return kind
+    return "other"
+
+
 def precision_choice(precision: str, cpuinfo: str | None = None) -> tuple[str, str]:
     """(precision, why): 'auto' -> 'bf16' where bf16 matrix work is native (CUDA with bf16, x86
     CPUs with AVX512-BF16 or AMX), else 'fp32' (emulated bf16 is slower than fp32). Measured on a
