@@ -39,7 +39,6 @@ def make_splits(name: str, quick: bool) -> dict[str, str]:
 
 
 def baseline(args) -> dict:
-    import numpy as np
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments, set_seed)
@@ -80,7 +79,6 @@ def baseline(args) -> dict:
 
 
 def trustfit_side(args) -> dict:
-    import numpy as np
 
     from trustfit.apps.router import coverage_curve
     from trustfit.config import TrainConfig
@@ -90,7 +88,8 @@ def trustfit_side(args) -> dict:
 
     out = RESULTS / f"classify_model_{args.name}"
     cfg = TrainConfig(task="classify", train=args.train, dev=args.dev, out=str(out), epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, calibrate=True, checkpoint_every=10**9)
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, calibrate=True, checkpoint_every=10**9,
+                      **({} if args.layer_lr_decay is None else {"layer_lr_decay": args.layer_lr_decay}))
     s = train(cfg, overwrite=True, quiet=True)
     dev = s["dev"]
     res = {"words_per_second": s["words_per_second"], "train_seconds": s["train_seconds"],
@@ -114,6 +113,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None, help="default: 1e-4 for fpb, 3e-4 for banking77")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--layer-lr-decay", type=float, default=None, help="trustfit's layer-wise lr decay "
+                    "(default: trustfit's default)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--side", choices=["baseline", "trustfit"], help=argparse.SUPPRESS)
     ap.add_argument("--train", help=argparse.SUPPRESS)
@@ -132,7 +133,8 @@ def main() -> None:
         paths = make_splits(name, args.quick)
         common = ["--train", paths["train"], "--dev", paths["dev"], "--epochs", str(epochs), "--batch-size",
                   str(args.batch_size), "--lr", str(lr), "--seed", str(args.seed), "--name", name]
-        ours = run_child(script, common + ["--side", "trustfit"])
+        decay = [] if args.layer_lr_decay is None else ["--layer-lr-decay", str(args.layer_lr_decay)]
+        ours = run_child(script, common + ["--side", "trustfit"] + decay)
         base = None if args.skip_baseline else run_child(script, common + ["--side", "baseline"])
         result[name] = {"lr": lr, "trustfit": ours, "baseline_hf_trainer": base}
         for side, r in (("trustfit", ours), ("HF Trainer", base)):

@@ -103,6 +103,20 @@ def child(args) -> dict:
     return result
 
 
+def same_run(run: dict, overrides: dict, name: str) -> bool:
+    """Whether a kept run is the one asked for now: same overrides and, for trustfit, every other
+    setting still at today's default (a changed default makes it stale)."""
+    if run.get("overrides") != overrides:
+        return False
+    if name == "hf":
+        return True
+    from trustfit.config import TrainConfig
+
+    skip = {"train", "dev", "out", "seed", "epochs", "checkpoint_every", *overrides}
+    return all(run["config"].get(k) == f.get_default(call_default_factory=True)
+               for k, f in TrainConfig.model_fields.items() if k not in skip)
+
+
 def agreement(runs: list[dict]) -> float | None:
     """Mean entity F1 of one seed's hold-out predictions scored against another seed's."""
     from trustfit.evaluate.ner import entity_scores
@@ -152,7 +166,7 @@ def main() -> None:
     for name in names:
         for seed in seeds:
             path = runs_dir / f"{name}-s{seed}.json"
-            if path.exists() and json.loads(path.read_text()).get("overrides") == recipes[name]:
+            if path.exists() and same_run(json.loads(path.read_text()), recipes[name], name):
                 run = json.loads(path.read_text())
             else:
                 run = run_child(Path(__file__), ["--child-recipe", name, "--seed", str(seed),
