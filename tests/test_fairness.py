@@ -262,7 +262,7 @@ def planted_classifier(tmp_path_factory, tiny_model_dir):
     out = d / "model"
     _cli_ok(["train", "--task", "classify", "--model", tiny_model_dir, "--train", d / "train.jsonl", "--dev",
              d / "dev.jsonl", "--out", out, "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet",
-             "--precision", "fp32", "--seed", "1"])
+             "--precision", "fp32", "--seed", "1", "--layer-lr-decay", "1"])  # random weights: no pretrained layers to protect
     return d, out, write_names_list(d / "planted_names.txt")
 
 
@@ -314,7 +314,7 @@ def test_cda_swaps_names_per_epoch_and_narrows_the_planted_gap(planted_classifie
     out = d / "cda_model"
     _cli_ok(["train", "--task", "classify", "--model", tiny_model_dir, "--train", d / "train.jsonl", "--dev",
              d / "dev.jsonl", "--out", out, "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet",
-             "--precision", "fp32", "--seed", "1", "--cda", str(names), "--cda-rate", "0.8"])
+             "--precision", "fp32", "--seed", "1", "--cda", str(names), "--cda-rate", "0.8", "--layer-lr-decay", "1"])
     summ = json.loads((out / "train_summary.json").read_text())["counterfactual_augmentation"]
     assert summ["eligible_examples"] == 900 and summ["epochs"]["0"]["swapped_examples"] == 720
     assert summ["epochs"]["0"]["swaps_per_list"]["planted_names"] == 720
@@ -349,7 +349,8 @@ def test_audit_flags_planted_ner_bias_not_the_control(tmp_path, tiny_model_dir):
     write_conll(tmp_path / "audit.txt", [sentence("reference", False) for _ in range(120)])
     model = tmp_path / "model"
     _cli_ok(["train", "--model", tiny_model_dir, "--train", tmp_path / "train.txt", "--dev", tmp_path / "dev.txt",
-             "--out", model, "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet", "--precision", "fp32"])
+             "--out", model, "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--quiet", "--precision", "fp32",
+             "--layer-lr-decay", "1"])  # random weights: no pretrained layers to protect
     names = write_names_list(tmp_path / "planted_names.txt")
     _cli_ok(["audit", "fairness", "--model", model, "--data", tmp_path / "audit.txt", "--swaps", names,
              "--group-terms", "gender", "--quiet", "--resamples", "400"])

@@ -227,7 +227,7 @@ def test_lora_under_dp_is_saved_merged_and_loads_anywhere(tmp_path, tiny_model_d
 # -- membership inference and canaries ------------------------------------------------------
 def _overfit(tiny_model_dir, d, out, *extra):
     r = _cli("train", "--model", tiny_model_dir, "--train", d / "train.txt", "--out", out, "--quiet", "--precision",
-             "fp32", "--batch-size", "8", "--context-tokens", "0", "--no-pack", *extra)
+             "fp32", "--batch-size", "8", "--context-tokens", "0", "--no-pack", "--layer-lr-decay", "1", *extra)
     assert r.returncode == 0, r.stderr
     return out
 

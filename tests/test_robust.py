@@ -223,7 +223,7 @@ def test_adversary_matches_inputs_embeds_reference(tiny_model_dir, method):
 
 def train_args(tiny_model_dir, train, dev, out, *extra):
     return ["train", "--model", str(tiny_model_dir), "--train", str(train), "--dev", str(dev), "--out", str(out),
-            "--batch-size", "16", "--lr", "5e-4", "--quiet", "--precision", "fp32", *extra]
+            "--batch-size", "16", "--lr", "5e-4", "--quiet", "--precision", "fp32", "--layer-lr-decay", "1", *extra]
 
 
 def _weights(folder: Path):
