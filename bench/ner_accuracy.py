@@ -71,9 +71,9 @@ def child(args) -> dict:
     dev, hold = read_conll(args.dev), read_conll(args.holdout)
     t0 = time.perf_counter()
     if args.recipe == "hf":
-        from ner_train import hf_fit, hf_predict
+        from ner_train import HF_LR, hf_fit, hf_predict
 
-        fitted = hf_fit(args.train, args.epochs, 32, 1e-4, args.seed)
+        fitted = hf_fit(args.train, args.epochs, 32, HF_LR, args.seed)
         labels = fitted["schema"].labels
         preds = {"dev": hf_predict(fitted, dev), "holdout": hf_predict(fitted, hold)}
         info = {"train_seconds": fitted["train_seconds"]}

@@ -1,5 +1,7 @@
 """Training benchmark: Hugging Face Trainer (run_ner.py recipe) vs trustfit, same model, data,
-hyper-parameters and batch size, measured in the same run, each side in its own process.
+epochs and batch size, each at its own default learning rate unless --lr sets both (the HF
+recipe 1e-4; trustfit 3e-4 with layer-wise decay), measured in the same run, each side in its
+own process.
 
     python bench/ner_train.py            # full CoNLL-2003 train, 3 epochs (about 25 min)
     python bench/ner_train.py --quick    # 2,000-sentence slice, 1 epoch (under 3 min)
@@ -17,6 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, RESULTS, peak_rss_mb, run_child, slice_conll, write_results  # noqa: E402
+
+
+HF_LR = 1e-4  # the HF recipe's learning rate in every benchmark here
 
 
 def hf_fit(train_path: str, epochs: int, batch_size: int, lr: float, seed: int, bf16: bool = False) -> dict:
@@ -78,7 +83,7 @@ def baseline(args) -> dict:
     from trustfit.data.conll import read_conll
     from trustfit.evaluate.ner import ner_metrics
 
-    fitted = hf_fit(args.train, args.epochs, args.batch_size, args.lr, args.seed, args.baseline_bf16)
+    fitted = hf_fit(args.train, args.epochs, args.batch_size, args.lr or HF_LR, args.seed, args.baseline_bf16)
     dev = read_conll(args.dev)
     m = ner_metrics([s.tags for s in dev], hf_predict(fitted, dev), fitted["schema"].labels)
     secs = fitted["train_seconds"]
@@ -91,7 +96,8 @@ def trustfit_side(args) -> dict:
     from trustfit.train.run import train_ner
 
     cfg = TrainConfig(train=args.train, dev=args.dev, out=str(RESULTS / f"trustfit_model{args.tag}"),
-                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                      **({} if args.lr is None else {"lr": args.lr}),
                       precision=args.precision, checkpoint_every=10**9, pack=not args.no_pack,
                       **({} if args.context_tokens is None else {"context_tokens": args.context_tokens}))
     t0 = time.perf_counter()
@@ -109,7 +115,8 @@ def main() -> None:
     ap.add_argument("--train-sentences", type=int, default=None)
     ap.add_argument("--dev-sentences", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=None, help=f"both sides' lr (default: trustfit's own default, "
+                    f"{HF_LR:g} for the HF recipe)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--context-tokens", type=int, default=None, help="default: trustfit's default")
@@ -133,7 +140,7 @@ def main() -> None:
     train = slice_conll(DATA / "conll2003/train.txt", RESULTS / "slices/train.txt", n_train)
     dev = slice_conll(DATA / "conll2003/valid.txt", RESULTS / "slices/dev.txt", n_dev)
     common = ["--train", str(train), "--dev", str(dev), "--epochs", str(epochs), "--batch-size", str(args.batch_size),
-              "--lr", str(args.lr), "--seed", str(args.seed), "--tag", tag]
+              *(["--lr", str(args.lr)] if args.lr else []), "--seed", str(args.seed), "--tag", tag]
     script = Path(__file__).resolve()
     t0 = time.perf_counter()
     ours = run_child(script, common + ["--side", "trustfit", "--precision", args.precision]
