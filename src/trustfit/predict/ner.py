@@ -89,6 +89,12 @@ class NerPredictor:
         return cls(model, tok, schema, **kw)
 
     def predict(self, corpus: Corpus) -> Prediction:
+        """Every word's tag and its probability."""
+        return self.decode_tags(self.word_log_probs(corpus))
+
+    def word_log_probs(self, corpus: Corpus) -> list[np.ndarray]:
+        """Per sentence, [words, labels] log-probabilities read at each word's first sub-token
+        (one forward pass; decode them with `decode_tags`, as often as wanted)."""
         feats = encode_corpus(corpus, self.tokenizer, None, self.max_length, self.context_tokens, self.stride,
                               pack=self.pack, pack_tokens=self.pack_tokens)
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
@@ -105,9 +111,14 @@ class NerPredictor:
                 for row, f in enumerate(batch_feats):
                     for pos, (s, w) in zip(f.positions, f.words):
                         log_probs[s][w] = lp[row, pos]
-        labels, decode = self.schema.labels, DECODERS[self.decode]
+        return log_probs
+
+    def decode_tags(self, log_probs: list[np.ndarray], decode: str | None = None) -> Prediction:
+        """Tags by `decode` (default: the predictor's) and each chosen tag's probability."""
+        labels = self.schema.labels
+        decoder = DECODERS[decode or self.decode]
         index = {t: i for i, t in enumerate(labels)}
-        tags = [decode(lp, labels) for lp in log_probs]
+        tags = [decoder(lp, labels) for lp in log_probs]
         scores = [[float(np.exp(lp[w, index[t]])) for w, t in enumerate(row)] for lp, row in zip(log_probs, tags)]
         return Prediction(tags, scores)
 

@@ -114,14 +114,15 @@ class Trainer:
         (layer, decay) pair so that lower layers move less than the head."""
         s = self.settings
         n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        per_layer = s.layer_lr_decay < 1 and bool(n_layers)
         groups: dict[tuple[int, bool], dict] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
-            depth = layer_depth(name, n_layers) if s.layer_lr_decay < 1 and n_layers else 0
+            depth = layer_depth(name, n_layers) if per_layer else 0
             key = (depth, p.ndim < 2)
             if key not in groups:
-                scale = s.layer_lr_decay ** (n_layers + 1 - depth) if s.layer_lr_decay < 1 and n_layers else 1.0
+                scale = s.layer_lr_decay ** (n_layers + 1 - depth) if per_layer else 1.0
                 groups[key] = {"params": [], "weight_decay": 0.0 if key[1] else s.weight_decay, "lr": s.lr * scale}
             groups[key]["params"].append(p)
         groups = [groups[k] for k in sorted(groups)]
