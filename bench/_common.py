@@ -47,12 +47,62 @@ def run_child(script: Path, args: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def parse_overrides(text: str) -> dict:
+    """'key:value,key:value' -> trustfit config overrides; values are JSON where they parse."""
+    overrides = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition(":")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def machine() -> dict:
-    """What the figures were measured on: CPU model, kind (native bf16 or not), flags, cores."""
+    """What the figures were measured on: CPU model, kind (native bf16 or not), usable flags,
+    instruction-set caps in force (an emulated AVX2 CPU), cores."""
     from trustfit.hardware import cpu_info, cpu_kind
 
     info = cpu_info()
-    return {"cpu": info["model"], "kind": cpu_kind(info), "flags": info["flags"], "cores": os.cpu_count()}
+    return {"cpu": info["model"], "kind": cpu_kind(info), "flags": info["flags"], "capped": info["capped"],
+            "caps": info["caps"], "cores": os.cpu_count(), "ld_preload": os.environ.get("LD_PRELOAD")}
+
+
+def emulate_cpu(kind: str | None) -> None:
+    """Cap PyTorch's kernels in this process and its children as on a CPU of `kind` ('avx2':
+    ATen, oneDNN and MKL limited to AVX2, so bf16 is emulated and fp32 runs 256-bit wide)."""
+    if kind == "avx2":
+        from trustfit.hardware import EMULATE_AVX2
+
+        os.environ.update(EMULATE_AVX2)
+
+
+# malloc replacements from Debian (apt-get install libjemalloc2 libtcmalloc-minimal4), loaded by LD_PRELOAD
+ALLOCATORS = {"jemalloc": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+              "tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"}
+
+
+def use_allocator(name: str | None) -> None:
+    """Run the children of this benchmark with `name`'s malloc (LD_PRELOAD), glibc's when None."""
+    if name is None:
+        return
+    path = ALLOCATORS[name]
+    if not os.path.exists(path):
+        raise SystemExit(f"--allocator {name}: {path} is missing; apt-get install libjemalloc2 libtcmalloc-minimal4")
+    os.environ["LD_PRELOAD"] = path
+
+
+def add_emulate_option(parser) -> None:
+    """--emulate avx2: measure as an AVX2-only CPU would run (see emulate_cpu)."""
+    parser.add_argument("--emulate", choices=["avx2"], default=None,
+                        help="run as on an AVX2-only CPU (caps ATen, oneDNN and MKL at AVX2; set in the children too)")
+
+
+def add_allocator_option(parser) -> None:
+    """--allocator jemalloc|tcmalloc: the measured child processes' malloc (see use_allocator)."""
+    parser.add_argument("--allocator", choices=sorted(ALLOCATORS), default=None,
+                        help="run the measured processes with this malloc (LD_PRELOAD; default glibc's)")
 
 
 def write_results(name: str, result: dict, table: list[list[str]]) -> None:
@@ -60,9 +110,15 @@ def write_results(name: str, result: dict, table: list[list[str]]) -> None:
     the Markdown."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     where = machine()
+    if where["ld_preload"]:
+        table = [table[0]] + [[f"{row[0]} [{Path(where['ld_preload']).name}]", *row[1:]] for row in table[1:]]
     (RESULTS / f"{name}.json").write_text(json.dumps({**result, "machine": where}, indent=2))
     head, *rows = table
     md = f"Measured on {where['cpu']} ({where['kind']}, {where['cores']} cores)\n\n"
+    if where["capped"]:
+        caps = ", ".join(f"{k}={v}" for k, v in where["caps"].items())
+        md = (f"Measured on {where['cpu']} run as an AVX2-only CPU ({caps}, MKL_ENABLE_INSTRUCTIONS=AVX2; "
+              f"hidden: {', '.join(where['capped'])}), {where['cores']} cores\n\n")
     md += "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
     (RESULTS / f"{name}.md").write_text(md)

@@ -12,7 +12,6 @@ Without a model folder it trains one first (FPB: 3 epochs, lr 3e-4, calibrated; 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, ROOT, peak_rss_mb, write_results  # noqa: E402
+from _common import DATA, RESULTS, peak_rss_mb, write_results  # noqa: E402
 
 TRUSTFIT = [sys.executable, "-m", "trustfit"]
 
@@ -75,8 +74,9 @@ def main() -> None:
                 "1" if name == "lime" else "")
             table.append([task, name, f(m["comprehensiveness"]), f(m["sufficiency"]), f(m["stability_seed"]),
                           f(m["stability_typo"]), f"{ms:.1f}", f"{m['forward_passes']['mean']:.0f}", ratio])
-    cpu = open("/proc/cpuinfo").read()
-    kind = "AVX512-BF16/AMX" if ("amx_bf16" in cpu or "avx512_bf16" in cpu) else "AVX2"
+    from trustfit.hardware import cpu_kind
+
+    kind = cpu_kind()
     out = {"n": n, "results": results, "cpu_kind": kind, "threads": torch.get_num_threads(),
            "peak_rss_mb": round(peak_rss_mb())}
     print(f"CPU kind: {kind}, {torch.get_num_threads()} threads, precision fp32")

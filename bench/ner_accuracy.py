@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, run_child, write_results  # noqa: E402
+from _common import DATA, RESULTS, parse_overrides, run_child, write_results  # noqa: E402
 
 OUT = RESULTS / "ner_accuracy"
 # trustfit config overrides per named recipe; "hf" is the transformers Trainer recipe (ner_train.hf_fit)
@@ -53,14 +53,7 @@ def split_documents(train: Path, holdout_share: float, n_sentences: int | None) 
 def parse_recipe(text: str) -> tuple[str, dict]:
     """'name=key:value,key:value' -> (name, overrides); values are JSON where they parse."""
     name, _, body = text.partition("=")
-    overrides = {}
-    for item in filter(None, body.split(",")):
-        key, _, value = item.partition(":")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return name, overrides
+    return name, parse_overrides(body)
 
 
 def child(args) -> dict:

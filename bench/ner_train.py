@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, peak_rss_mb, run_child, slice_conll, write_results  # noqa: E402
+from _common import (DATA, RESULTS, add_allocator_option, add_emulate_option, emulate_cpu, parse_overrides,  # noqa: E402
+                     peak_rss_mb, run_child, slice_conll, use_allocator, write_results)
 
 
 HF_LR = 1e-4  # the HF recipe's learning rate in every benchmark here
@@ -99,13 +100,16 @@ def trustfit_side(args) -> dict:
                       epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                       **({} if args.lr is None else {"lr": args.lr}),
                       precision=args.precision, checkpoint_every=10**9, pack=not args.no_pack,
-                      **({} if args.context_tokens is None else {"context_tokens": args.context_tokens}))
+                      **({} if args.context_tokens is None else {"context_tokens": args.context_tokens}),
+                      **parse_overrides(args.set))
     t0 = time.perf_counter()
     s = train_ner(cfg, overwrite=True, quiet=True)
     wall = time.perf_counter() - t0
     return {"words_per_second": s["words_per_second"], "train_seconds": s["train_seconds"], "wall_seconds": wall,
             "dev_f1": s["dev"]["entity"]["micro"]["f1"], "history": s["history"], "peak_rss_mb": peak_rss_mb(),
-            "precision": s["precision"], "context_tokens": cfg.context_tokens, "pack": cfg.pack}
+            "phase_seconds": s["phase_seconds"],
+            "precision": s["precision"], "context_tokens": cfg.context_tokens, "pack": cfg.pack,
+            "pack_tokens": cfg.pack_tokens, "stride": cfg.stride, "overrides": parse_overrides(args.set)}
 
 
 def main() -> None:
@@ -122,7 +126,12 @@ def main() -> None:
     ap.add_argument("--context-tokens", type=int, default=None, help="default: trustfit's default")
     ap.add_argument("--no-pack", action="store_true", help="one input per sentence (default: packed documents)")
     ap.add_argument("--baseline-bf16", action="store_true", help="also run the HF Trainer with bf16=True")
+    ap.add_argument("--set", default="", metavar="KEY:VALUE,...",
+                    help="trustfit config overrides, e.g. pack_tokens:96,context_tokens:16,stride:16")
+    add_emulate_option(ap)
+    add_allocator_option(ap)
     ap.add_argument("--skip-baseline", action="store_true", help="only trustfit (the ratio is then not measured)")
+    ap.add_argument("--name", default=None, help="results file name (default ner_train[_quick][_avx2])")
     ap.add_argument("--side", choices=["baseline", "trustfit"], help=argparse.SUPPRESS)
     ap.add_argument("--train", help=argparse.SUPPRESS)
     ap.add_argument("--dev", help=argparse.SUPPRESS)
@@ -133,10 +142,13 @@ def main() -> None:
         print(json.dumps(res))
         return
 
+    emulate_cpu(args.emulate)
+    use_allocator(args.allocator)
     epochs = args.epochs or (1 if args.quick else 3)
     n_train = args.train_sentences or (2000 if args.quick else None)
     n_dev = args.dev_sentences or (800 if args.quick else None)
-    tag = "_quick" if args.quick else ""
+    tag = ("_quick" if args.quick else "") + (f"_{args.emulate}" if args.emulate else "") + (
+        f"_{args.allocator}" if args.allocator else "")
     train = slice_conll(DATA / "conll2003/train.txt", RESULTS / "slices/train.txt", n_train)
     dev = slice_conll(DATA / "conll2003/valid.txt", RESULTS / "slices/dev.txt", n_dev)
     common = ["--train", str(train), "--dev", str(dev), "--epochs", str(epochs), "--batch-size", str(args.batch_size),
@@ -145,7 +157,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = run_child(script, common + ["--side", "trustfit", "--precision", args.precision]
                      + ([] if args.context_tokens is None else ["--context-tokens", str(args.context_tokens)])
-                     + (["--no-pack"] if args.no_pack else []))
+                     + (["--no-pack"] if args.no_pack else []) + (["--set", args.set] if args.set else []))
     print(f"trustfit: {ours['words_per_second']:.0f} words/s, dev F1 {100 * ours['dev_f1']:.2f}", flush=True)
     base = None if args.skip_baseline else run_child(script, common + ["--side", "baseline"])
     base16 = run_child(script, common + ["--side", "baseline", "--baseline-bf16"]) if args.baseline_bf16 else None
@@ -153,7 +165,8 @@ def main() -> None:
               "lr": args.lr, "trustfit": ours, "baseline_hf_trainer": base,
               "baseline_hf_trainer_bf16": base16, "bench_seconds": time.perf_counter() - t0}
     rows = [["", "words/s", "dev entity F1 (strict IOB2)", "peak RSS MB", "train s"],
-            [f"trustfit ({ours['precision']}, context {ours['context_tokens']}, {'packed' if ours['pack'] else 'per sentence'})", f"{ours['words_per_second']:.0f}",
+            [f"trustfit ({ours['precision']}, context {ours['context_tokens']}, "
+             f"{'packs of ' + str(ours['pack_tokens']) if ours['pack'] else 'per sentence'})", f"{ours['words_per_second']:.0f}",
              f"{100 * ours['dev_f1']:.2f}", f"{ours['peak_rss_mb']:.0f}", f"{ours['train_seconds']:.0f}"]]
     if base:
         result["speed_ratio"] = ours["words_per_second"] / base["words_per_second"]
@@ -165,7 +178,7 @@ def main() -> None:
         rows.append(["HF Trainer, bf16=True", f"{base16['words_per_second']:.0f}", f"{100 * base16['dev_f1']:.2f}",
                      f"{base16['peak_rss_mb']:.0f}", f"{base16['train_seconds']:.0f}"])
         rows.append(["ratio trustfit / bf16 baseline", f"{result['speed_ratio_vs_bf16']:.2f}x", "", "", ""])
-    write_results(f"ner_train{tag}", result, rows)
+    write_results(args.name or f"ner_train{tag}", result, rows)
 
 
 if __name__ == "__main__":

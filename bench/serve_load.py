@@ -152,29 +152,14 @@ def batch_stats(url: str) -> dict:
 
 def int8_vs_fp32(model: str) -> dict:
     """Entity F1 and prediction words/s on CoNLL-2003 valid: float32, bf16 autocast, dynamic int8
-and ONNX Runtime (float32), each through the same predictor."""
+and ONNX Runtime (float32), each through the same predictor (bench/ner_predict.runtime_table)."""
+    from ner_predict import runtime_table
+
     from trustfit.data.conll import read_conll
-    from trustfit.evaluate.ner import ner_metrics
-    from trustfit.predict.ner import NerPredictor
-    from trustfit.serve.engine import quantize_int8
 
-    corpus = read_conll(DATA / "conll2003/valid.txt")
-    out = {}
-    from trustfit.predict.onnx import to_onnx_runtime
-
-    for name in ("fp32", "bf16", "int8", "onnx"):
-        p = NerPredictor.from_dir(model, precision="bf16" if name == "bf16" else "fp32")
-        if name == "int8":
-            p.model = quantize_int8(p.model)
-        if name == "onnx":
-            p.model = to_onnx_runtime(p.model)
-        p.predict(corpus)  # warm-up
-        t0 = time.perf_counter()
-        pred = p.predict(corpus)
-        sec = time.perf_counter() - t0
-        m = ner_metrics([s.tags for s in corpus], pred.tags, p.schema.labels)
-        out[name] = {"f1": round(100 * m.f1, 2), "words_per_second": round(corpus.n_words / sec)}
-    return out
+    table = runtime_table(model, read_conll(DATA / "conll2003/valid.txt"), ("fp32", "bf16", "int8", "onnx"))
+    return {k.replace("torch ", ""): {"f1": round(v["f1"], 2), "words_per_second": round(v["words_per_second"])}
+            for k, v in table.items()}
 
 
 def main() -> None:
@@ -219,8 +204,9 @@ def main() -> None:
     result["speedup"] = round(result["micro-batching on"]["requests_per_second"]
                               / result["micro-batching off"]["requests_per_second"], 2)
     result["precision"] = int8_vs_fp32(args.model)
-    cpu = open("/proc/cpuinfo").read()
-    result["cpu_kind"] = "AVX512-BF16/AMX" if ("amx_bf16" in cpu or "avx512_bf16" in cpu) else "AVX2"
+    from trustfit.hardware import cpu_kind
+
+    result["cpu_kind"] = cpu_kind()
     on, off = result["micro-batching on"], result["micro-batching off"]
     table = [["setting", "requests/s", "p50 ms", "p99 ms", "mean texts per batch"],
              [f"micro-batching on, {args.clients} connections ({on['client']})", str(on["requests_per_second"]), str(on["p50_ms"]), str(on["p99_ms"]),

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import os
+
 # the CPU flags that decide trustfit's kernels (recorded in train_summary.json)
 RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
+# ONEDNN_MAX_CPU_ISA values in oneDNN's order, and the flags each level leaves usable
+_ONEDNN_LEVELS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                  "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX512_CORE_AMX")
+_FIRST_LEVEL = {"avx512f": "AVX512_CORE", "avx512_vnni": "AVX512_CORE_VNNI", "avx512_bf16": "AVX512_CORE_BF16",
+                "amx_tile": "AVX512_CORE_AMX", "amx_bf16": "AVX512_CORE_AMX", "amx_int8": "AVX512_CORE_AMX"}
 
-def cpu_info(text: str | None = None) -> dict:
-    """CPU model name and the relevant flags, from /proc/cpuinfo (or `text`); empty where unknown."""
+# the environment that makes an AVX512/AMX CPU run PyTorch's kernels as an AVX2-only CPU would
+# (ATen's vector kernels, oneDNN and MKL each capped): used by the benchmarks' --emulate avx2
+EMULATE_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def cpu_info(text: str | None = None, env: dict | None = None) -> dict:
+    """CPU model name and the relevant flags, from /proc/cpuinfo (or `text`); flags above an
+    instruction-set cap (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY in `env`, default the process's)
+    are listed under `capped`, not `flags`, since PyTorch will not use them."""
     if text is None:
         try:
             text = open("/proc/cpuinfo").read()
         except OSError:
-            return {"model": None, "flags": []}
+            return {"model": None, "flags": [], "capped": [], "caps": {}}
     model, flags = None, set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -20,23 +34,45 @@ def cpu_info(text: str | None = None) -> dict:
             model = value.strip()
         elif key.strip() == "flags":
             flags.update(value.split())
-    return {"model": model, "flags": [f for f in RELEVANT_FLAGS if f in flags]}
+    present = [f for f in RELEVANT_FLAGS if f in flags]
+    caps = isa_caps(os.environ if env is None else env)
+    usable = [f for f in present if not _capped(f, caps)]
+    return {"model": model, "flags": usable, "capped": [f for f in present if f not in usable], "caps": caps}
+
+
+def isa_caps(env) -> dict:
+    """The instruction-set caps set in `env` (only those PyTorch honours)."""
+    return {k: env[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if env.get(k)}
+
+
+def _capped(flag: str, caps: dict) -> bool:
+    level = _FIRST_LEVEL.get(flag)
+    if level is None:
+        return False
+    onednn = caps.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if onednn in _ONEDNN_LEVELS and _ONEDNN_LEVELS.index(onednn) < _ONEDNN_LEVELS.index(level):
+        return True
+    return caps.get("ATEN_CPU_CAPABILITY", "").lower() in ("default", "avx2")
 
 
 def cpu_kind(info: dict | None = None) -> str:
     """The CPU's class for speed figures: 'AMX', 'AVX512-BF16', 'AVX512' or 'AVX2' (or 'other'),
-    the point being whether bf16 is native (the first two) or emulated."""
-    flags = set((info or cpu_info())["flags"])
+    the point being whether bf16 is native (the first two) or emulated; ' (capped)' when an
+    instruction-set cap hides what the CPU has."""
+    info = info or cpu_info()
+    flags = set(info["flags"])
+    suffix = " (capped)" if info.get("capped") else ""
     for kind, flag in (("AMX", "amx_bf16"), ("AVX512-BF16", "avx512_bf16"), ("AVX512", "avx512f"), ("AVX2", "avx2")):
         if flag in flags:
-            return kind
-    return "other"
+            return kind + suffix
+    return "other" + suffix
 
 
-def precision_choice(precision: str, cpuinfo: str | None = None) -> tuple[str, str]:
+def precision_choice(precision: str, cpuinfo: str | None = None, env: dict | None = None) -> tuple[str, str]:
     """(precision, why): 'auto' -> 'bf16' where bf16 matrix work is native (CUDA with bf16, x86
-    CPUs with AVX512-BF16 or AMX), else 'fp32' (emulated bf16 is slower than fp32). Measured on a
-    2-core AVX512-BF16 CPU: 1.8x training words/s, same F1."""
+    CPUs with AVX512-BF16 or AMX, not capped), else 'fp32' (emulated bf16 is many times slower
+    than fp32: measured 70x on one capped linear layer). Measured on a 2-core AVX512-BF16 CPU:
+    1.8x training words/s, same F1."""
     if precision != "auto":
         return precision, f"{precision}: asked for with --precision"
     import torch
@@ -45,10 +81,14 @@ def precision_choice(precision: str, cpuinfo: str | None = None) -> tuple[str, s
         if torch.cuda.is_bf16_supported():
             return "bf16", "bf16 autocast: this GPU supports bf16"
         return "fp32", "fp32: this GPU has no bf16"
-    flags = cpu_info(cpuinfo)["flags"]
-    native = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    info = cpu_info(cpuinfo, env)
+    native = [f for f in ("amx_bf16", "avx512_bf16") if f in info["flags"]]
     if native:
         return "bf16", f"bf16 autocast: this CPU has native bf16 ({', '.join(native)})"
+    hidden = [f for f in ("amx_bf16", "avx512_bf16") if f in info["capped"]]
+    if hidden:
+        caps = ", ".join(f"{k}={v}" for k, v in info["caps"].items())
+        return "fp32", f"fp32: this CPU's native bf16 ({', '.join(hidden)}) is capped by {caps}"
     return "fp32", "fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX; emulated bf16 would be slower)"
 
 
