@@ -43,6 +43,8 @@ class TrainConfig(BaseModel):
                                   "lr x decay^(L+1-l), the head at lr; 1 = off (the default under DP)")
     ema_decay: float = Field(0.0, ge=0, lt=1, description="evaluate and save an exponential moving average of the "
                              "weights with this decay (e.g. 0.999); 0 = off")
+    attention_dropout: Optional[float] = Field(None, ge=0, lt=1, description="dropout on attention probabilities; "
+                                               "None = the model's own (0.1 for BERT-like models)")
     seed: int = 42
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast where the hardware has native bf16 (CUDA, AVX512-BF16/AMX CPUs)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +30,8 @@ def train(
                                                    "decay^(L+1-l) (0.8; 1 = one rate for all; DP/federated: 1)"),
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="evaluate and save a moving average of the "
                                               "weights, e.g. 0.999 (0 = off)"),
+    attention_dropout: Optional[float] = typer.Option(None, "--attention-dropout", help="dropout on attention "
+                                                      "probabilities (default: the model's own, 0.1 for BERT-like)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi (IOB2-constrained, default) or argmax"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
     context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="document context per side (0 = off)"),
@@ -98,7 +99,7 @@ def train(
         cfg = build_config(config, dict(
             task=task.value if task else None, train=train, dev=dev, out=out, model=model, epochs=epochs, max_steps=max_steps,
             batch_size=batch_size, lr=lr, seed=seed, layer_lr_decay=layer_lr_decay, ema_decay=ema_decay,
-            decode=decode, precision=precision, context_tokens=context_tokens,
+            attention_dropout=attention_dropout, decode=decode, precision=precision, context_tokens=context_tokens,
             max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,

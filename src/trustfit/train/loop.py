@@ -43,6 +43,14 @@ class TrainState:
     last_eval_step: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
     should_stop: bool = False
+    # where the time went (seconds): collate, forward, backward, optimizer (clip + step + schedule), evaluate
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, t0: float) -> float:
+        """Add the time since `t0` to `phase`; returns now (the next phase's start)."""
+        now = time.perf_counter()
+        self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - t0
+        return now
 
 
 @dataclass
@@ -198,8 +206,10 @@ class Trainer:
     def evaluate(self) -> dict[str, Any] | None:
         if self.evaluate_fn is None:
             return None
+        t0 = time.perf_counter()
         with self.evaluation_weights():  # e.g. the weight average: what is evaluated is what gets saved
             metrics = self.evaluate_fn(self.unwrapped_model)
+            self.state.timed("evaluate", t0)
             self.metrics = metrics
             self.state.last_eval_step = self.state.step
             self.state.history.append({"step": self.state.step, "epoch": self.state.epoch, **metrics})
@@ -218,23 +228,30 @@ class Trainer:
     def _step(self, idx: list[int]) -> None:
         feats = [self.features[i] for i in idx]
         loss = self.private.step(self, idx) if self.private is not None else self._plain_step(feats)
+        t0 = time.perf_counter()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         st = self.state
+        st.timed("optimizer", t0)
         st.step += 1
         st.batch_in_epoch += 1
         st.words_seen += sum(f.n_words for f in feats) * self.accelerator.num_processes
         st.last_loss = float(loss)
 
     def _plain_step(self, feats: list[Any]):
+        st, t = self.state, time.perf_counter()
         batch = {k: v.to(self.accelerator.device) for k, v in self.collate_fn(feats, self.pad_id).items()}
+        t = st.timed("collate", t)
         self.model.train()
         loss = self.compute_loss(batch)
+        t = st.timed("forward", t)
         self.accelerator.backward(loss)
-        self.emit("on_backward", batch=batch, loss=loss)
+        self.emit("on_backward", batch=batch, loss=loss)  # adversarial training's extra passes count here
+        t = st.timed("backward", t)
         if self.settings.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
         self.optimizer.step()
+        st.timed("optimizer", t)
         return loss.detach()
 
     def fit(self) -> TrainState:

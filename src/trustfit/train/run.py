@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,19 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
 
     set_seed(cfg.seed)
     model = task.build_model(source)
+    if cfg.attention_dropout is not None:
+        from trustfit.models.backbone import set_attention_dropout
+
+        set_attention_dropout(model, cfg.attention_dropout)
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
     trained_parameters = None
     if cfg.dp:
         from trustfit.privacy.params import select_trainable
 
         model, trained_parameters = select_trainable(model, cfg.dp_train)
+    t_encode = time.perf_counter()
     features = task.encode(tokenizer, max_length)
+    encode_seconds = time.perf_counter() - t_encode
     device = accelerator.device
     has_dev = task.dev is not None
 
@@ -182,7 +189,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         "task": cfg.task, "out": str(out), "resumed": resumed, "steps": state.step, "epochs_done": state.epoch,
         "train_words": task.n_train_words, "train_examples": len(task.train), "features": len(features),
         "words_per_second": state.words_seen / max(state.train_seconds, 1e-9),
-        "train_seconds": state.train_seconds, "history": state.history, "select_metric": task.select_metric,
+        "train_seconds": state.train_seconds, "phase_seconds": {"encode": encode_seconds, **state.phase_seconds},
+        "history": state.history, "select_metric": task.select_metric,
         "processes": accelerator.num_processes, "device": str(device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
         "hardware": {"precision_reason": precision_reason, "cpu": cpu_info(), "torch": torch.__version__},
