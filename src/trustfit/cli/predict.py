@@ -26,6 +26,8 @@ def predict(
     top_k: int = typer.Option(3, "--top-k", help="classify: how many labels to list"),
     encoding: str = typer.Option("utf-8", "--encoding"),
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi or argmax (default: as trained)"),
+    runtime: str = typer.Option("torch", "--runtime", help="torch (bf16 where native, else fp32), int8 (dynamic "
+                                "int8 linear layers) or onnx (ONNX Runtime); speed and F1 of each: bench/RESULTS.md"),
     group: Optional[str] = typer.Option(None, "--group", help="classify: the group of every input, to apply the "
                                         "model's fairness thresholds (trustfit mitigate thresholds)"),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="classify, csv/tsv/jsonl input: the "
@@ -69,6 +71,9 @@ def predict(
                 corpus = corpus_from_lines(read_lines(input, encoding), source=input)
             else:
                 raise TrustfitError(f"unknown --format {format!r} for an NER model: use text or conll")
+        from trustfit.predict.runtime import use_runtime
+
+        use_runtime(predictor, runtime)
     except TrustfitError as e:
         fail(e)
     pred = predictor.predict(corpus)

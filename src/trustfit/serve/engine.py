@@ -8,17 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from trustfit.errors import ModelError
+from trustfit.predict.runtime import use_runtime
 from trustfit.serve.settings import ServeSettings
-
-
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantisation of the linear layers (weights int8, activations quantised per
-    batch at run time): smaller and usually faster on CPUs; its F1 change is measured in
-    bench/serve_load.py."""
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 class Engine:
@@ -43,14 +36,7 @@ class Engine:
             self.predictor = NerPredictor.from_dir(src, batch_size=settings.max_batch)
             self.labels = list(self.predictor.schema.labels)
         self._float_model = self.predictor.model
-        if settings.quantize == "int8":
-            self.predictor.model = quantize_int8(self.predictor.model)
-            self.predictor.precision = "fp32"  # int8 kernels; bf16 autocast does not apply
-        if settings.runtime == "onnx":
-            from trustfit.predict.onnx import to_onnx_runtime
-
-            self.predictor.model = to_onnx_runtime(self._float_model)
-            self.predictor.precision = "fp32"
+        use_runtime(self.predictor, "int8" if settings.quantize == "int8" else settings.runtime)
         self.answers = None
         if settings.answers:
             if self.task != "classify":
