@@ -49,6 +49,12 @@ def test_train_saves_hf_folder(trained):
     hw = summary["hardware"]  # what chose the kernels, kept with the run (#14)
     assert hw["precision_reason"].startswith(summary["precision"]) or hw["precision_reason"].startswith("bf16")
     assert isinstance(hw["cpu"]["flags"], list) and hw["torch"]
+    # where the time went: every phase measured, the step phases adding up to the training time
+    phases = summary["phase_seconds"]
+    assert set(phases) == {"encode", "collate", "forward", "backward", "optimizer", "evaluate"}
+    assert all(v > 0 for v in phases.values())
+    in_steps = sum(phases[k] for k in ("collate", "forward", "backward", "optimizer"))
+    assert 0.5 * summary["train_seconds"] < in_steps <= summary["train_seconds"] * 1.01
 
 
 def test_transformers_loads_saved_model(trained):
@@ -94,6 +100,33 @@ def test_predict_conll_input(trained, conll_slices, tmp_path):
     r = runner.invoke(app, ["predict", "--model", str(trained), str(conll_slices[1]), "--format", "conll", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert len(out.read_text().splitlines()) == 60
+
+
+def test_predict_runtimes_agree_with_torch_fp32(trained, conll_slices, tmp_path):
+    """int8 and ONNX Runtime change where the forward pass runs, not what it predicts: same words,
+    and tags equal to fp32 PyTorch's (ONNX) or nearly (int8 rounds the weights)."""
+    from trustfit.data.conll import read_conll
+    from trustfit.predict.ner import NerPredictor
+    from trustfit.predict.runtime import use_runtime
+
+    corpus = read_conll(conll_slices[1])
+    tags = {}
+    for name in ("torch", "int8", "onnx"):
+        p = NerPredictor.from_dir(str(trained), precision="fp32")
+        use_runtime(p, name)
+        assert p.precision == "fp32"
+        tags[name] = [t for sent in p.predict(corpus).tags for t in sent]
+    assert len(tags["torch"]) == corpus.n_words
+    for name, limit in (("onnx", 0.999), ("int8", 0.95)):
+        same = sum(a == b for a, b in zip(tags[name], tags["torch"])) / len(tags["torch"])
+        assert len(tags[name]) == corpus.n_words and same >= limit, (name, same)
+    out = tmp_path / "int8.jsonl"
+    r = runner.invoke(app, ["predict", "--model", str(trained), str(conll_slices[1]), "--format", "conll",
+                            "--runtime", "int8", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert len(out.read_text().splitlines()) == 60
+    r = runner.invoke(app, ["predict", "--model", str(trained), "-", "--runtime", "tpu"], input="EU rejects it\n")
+    assert r.exit_code == 2 and "unknown runtime 'tpu': use one of torch, int8, onnx" in r.output
 
 
 def test_refuses_output_with_another_run_unless_overwrite(trained, tiny_model_dir, conll_slices):
@@ -189,16 +222,58 @@ def test_precision_choice_names_its_reason():
 
     amx = "model name\t: Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
     avx2 = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2 fma\n"
-    assert cpu_info(avx2) == {"model": "AMD EPYC 7B13", "flags": ["avx2", "fma"]}
+    assert cpu_info(avx2, env={}) == {"model": "AMD EPYC 7B13", "flags": ["avx2", "fma"], "capped": [], "caps": {}}
     from trustfit.hardware import cpu_kind
 
-    assert cpu_kind(cpu_info(avx2)) == "AVX2" and cpu_kind(cpu_info(amx)) == "AMX"
+    assert cpu_kind(cpu_info(avx2, env={})) == "AVX2" and cpu_kind(cpu_info(amx, env={})) == "AMX"
     assert cpu_kind({"flags": ["avx2", "avx512f", "avx512_bf16"]}) == "AVX512-BF16"
     import torch
 
     if not torch.cuda.is_available():
-        assert precision_choice("auto", amx) == ("bf16", "bf16 autocast: this CPU has native bf16 "
+        assert precision_choice("auto", amx, env={}) == ("bf16", "bf16 autocast: this CPU has native bf16 "
                                                          "(amx_bf16, avx512_bf16)")
-        assert precision_choice("auto", avx2)[0] == "fp32"
-        assert "this CPU has no native bf16" in precision_choice("auto", avx2)[1]
+        assert precision_choice("auto", avx2, env={})[0] == "fp32"
+        assert "this CPU has no native bf16" in precision_choice("auto", avx2, env={})[1]
     assert precision_choice("fp32", amx) == ("fp32", "fp32: asked for with --precision")
+
+
+def test_instruction_set_caps_hide_native_bf16():
+    """ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY make PyTorch use AVX2 kernels: bf16 is then
+    emulated (about 70x slower per matmul, measured), so auto must pick fp32 and say why."""
+    import torch
+
+    from trustfit.hardware import EMULATE_AVX2, cpu_info, cpu_kind, precision_choice
+
+    amx = "model name\t: Xeon\nflags\t\t: fpu avx2 fma avx512f avx512_bf16 amx_tile amx_bf16\n"
+    info = cpu_info(amx, env=EMULATE_AVX2)
+    assert info["flags"] == ["avx2", "fma"] and "amx_bf16" in info["capped"]
+    assert cpu_kind(info) == "AVX2 (capped)"
+    # oneDNN capped just below bf16 keeps AVX512 but not its bf16
+    below = cpu_info(amx, env={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"})
+    assert cpu_kind(below) == "AVX512 (capped)"
+    assert cpu_kind(cpu_info(amx, env={"ONEDNN_MAX_CPU_ISA": "ALL"})) == "AMX"
+    if not torch.cuda.is_available():
+        prec, why = precision_choice("auto", amx, env=EMULATE_AVX2)
+        assert prec == "fp32" and "capped by ONEDNN_MAX_CPU_ISA=AVX2" in why
+
+
+def test_attention_dropout_reaches_every_attention_module(tiny_model_dir, conll_slices, tmp_path):
+    import torch
+
+    from trustfit.errors import ModelError
+    from trustfit.models.backbone import set_attention_dropout
+
+    out = tmp_path / "a0"
+    r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, out, "--max-steps", "2",
+                                      "--attention-dropout", "0"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "config.json").read_text())["attention_probs_dropout_prob"] == 0.0
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(out)
+    n_layers = model.config.num_hidden_layers
+    assert set_attention_dropout(model, 0.25) == n_layers  # one attention-probability dropout per layer
+    hidden = [m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and "attention.self" not in name]
+    assert hidden and all(p == model.config.hidden_dropout_prob for p in hidden)  # hidden dropout untouched
+    with pytest.raises(ModelError, match="found no attention dropout in Sequential; leave it unset"):
+        set_attention_dropout(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1)), 0.0)

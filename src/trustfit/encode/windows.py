@@ -10,9 +10,9 @@ A Feature holds a run of *target* words (whose labels are trained and predicted)
   each side.
 
 `pack=True` packs consecutive sentences of a document into one feature as targets (up to
-`pack_tokens` sub-tokens; a longer sentence is cut into chunks), with max(`context_tokens`,
-`stride`) of margin on both sides: every sentence sees its neighbours, at a fraction of the cost of one context window per
-sentence. A packed feature's `weight` is the number of sentences it holds (fractions for cut
+`pack_tokens` sub-tokens; a longer sentence is cut into chunks), with `context_tokens` (or, when
+that is 0, `stride`) of margin on both sides: every sentence sees its neighbours, at a fraction
+of the cost of one context window per sentence. A packed feature's `weight` is the number of sentences it holds (fractions for cut
 sentences), so batch sizes keep counting sentences.
 """
 
@@ -124,7 +124,8 @@ def build_features(
                 starts[s] = k
         counts_all = [len(p) for _, _, p in flat]
         if pack:
-            side = min(max(context_tokens, stride), max(0, (budget - max_piece) // 2))
+            # margins: the document context asked for, or the stride around cut sentences when it is off
+            side = min(context_tokens or stride, max(0, (budget - max_piece) // 2))
             target_budget = max(max_piece, min(budget - 2 * side, pack_tokens))
             for ka, kb in pack_sentences([[len(p) for p in sentence_pieces[s]] for s in doc], target_budget):
                 l, r = _margins(counts_all, ka, kb, 0, len(flat), side, budget)
