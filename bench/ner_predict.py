@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, RESULTS, add_emulate_option, emulate_cpu, write_results  # noqa: E402
 
 
-def runtime_table(model: str, corpus, runtimes=("auto", "fp32", "int8", "onnx")) -> dict:
-    """Per runtime ('auto'/'fp32'/'bf16': PyTorch at that precision; 'int8', 'onnx': those
-    runtimes in fp32), words/s over `corpus` (after a warm-up) and entity F1 against its tags."""
+def runtime_table(model: str, corpus, runtimes=("auto", "fp32", "int8", "onnx", "onnx-int8")) -> dict:
+    """Per runtime ('auto'/'fp32'/'bf16': PyTorch at that precision; 'int8', 'onnx', 'onnx-int8':
+    those runtimes), words/s over `corpus` (after a warm-up) and entity F1 against its tags."""
     from trustfit.data.schema import Corpus
     from trustfit.evaluate.ner import ner_metrics
     from trustfit.predict.ner import NerPredictor

@@ -111,13 +111,13 @@ def test_predict_runtimes_agree_with_torch_fp32(trained, conll_slices, tmp_path)
 
     corpus = read_conll(conll_slices[1])
     tags = {}
-    for name in ("torch", "int8", "onnx"):
+    for name in ("torch", "int8", "onnx", "onnx-int8"):
         p = NerPredictor.from_dir(str(trained), precision="fp32")
         use_runtime(p, name)
         assert p.precision == "fp32"
         tags[name] = [t for sent in p.predict(corpus).tags for t in sent]
     assert len(tags["torch"]) == corpus.n_words
-    for name, limit in (("onnx", 0.999), ("int8", 0.95)):
+    for name, limit in (("onnx", 0.999), ("int8", 0.95), ("onnx-int8", 0.95)):
         same = sum(a == b for a, b in zip(tags[name], tags["torch"])) / len(tags["torch"])
         assert len(tags[name]) == corpus.n_words and same >= limit, (name, same)
     out = tmp_path / "int8.jsonl"
@@ -126,7 +126,7 @@ def test_predict_runtimes_agree_with_torch_fp32(trained, conll_slices, tmp_path)
     assert r.exit_code == 0, r.output
     assert len(out.read_text().splitlines()) == 60
     r = runner.invoke(app, ["predict", "--model", str(trained), "-", "--runtime", "tpu"], input="EU rejects it\n")
-    assert r.exit_code == 2 and "unknown runtime 'tpu': use one of torch, int8, onnx" in r.output
+    assert r.exit_code == 2 and "unknown runtime 'tpu': use one of torch, int8, onnx, onnx-int8" in r.output
 
 
 def test_refuses_output_with_another_run_unless_overwrite(trained, tiny_model_dir, conll_slices):

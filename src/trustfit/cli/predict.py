@@ -27,7 +27,7 @@ def predict(
     encoding: str = typer.Option("utf-8", "--encoding"),
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi or argmax (default: as trained)"),
     runtime: str = typer.Option("torch", "--runtime", help="torch (bf16 where native, else fp32), int8 (dynamic "
-                                "int8 linear layers) or onnx (ONNX Runtime); speed and F1 of each: bench/RESULTS.md"),
+                                "int8 linear layers), onnx (ONNX Runtime) or onnx-int8; speed and F1 of each: bench/RESULTS.md"),
     group: Optional[str] = typer.Option(None, "--group", help="classify: the group of every input, to apply the "
                                         "model's fairness thresholds (trustfit mitigate thresholds)"),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="classify, csv/tsv/jsonl input: the "

@@ -31,7 +31,7 @@ def serve(
     explain_max_samples: int = typer.Option(2000, "--explain-max-samples"),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="allow browser calls from this origin (repeat)"),
     quantize: str = typer.Option("none", "--quantize", help="none or int8 (dynamic quantisation, CPU)"),
-    runtime: str = typer.Option("torch", "--runtime", help="torch or onnx (ONNX Runtime; pip install onnx onnxruntime)"),
+    runtime: str = typer.Option("torch", "--runtime", help="torch, int8, onnx (ONNX Runtime) or onnx-int8"),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Serve predictions and explanations over HTTP (API + web page at /), with micro-batching."""

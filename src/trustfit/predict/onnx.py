@@ -1,7 +1,7 @@
 """An ONNX Runtime backend for the predictors: the trained model exported once with
 `torch.onnx.export` (dynamic batch and length axes) and run by an `onnxruntime` session behind
 a module that answers like the Hugging Face model (`.logits`), so both predictors, the server
-and the benchmarks use it unchanged. Optional: `pip install onnx onnxruntime`."""
+and the benchmarks use it unchanged; optionally with ONNX Runtime's dynamic int8 quantisation. Optional: `pip install onnx onnxruntime`."""
 
 from __future__ import annotations
 
@@ -68,11 +68,17 @@ class OnnxModule(torch.nn.Module):
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
 
-def to_onnx_runtime(model: torch.nn.Module, folder: str | Path | None = None) -> OnnxModule:
-    """Export `model` into `folder` (a fresh temporary folder by default) and load it in ONNX Runtime."""
+def to_onnx_runtime(model: torch.nn.Module, folder: str | Path | None = None, int8: bool = False) -> OnnxModule:
+    """Export `model` into `folder` (a fresh temporary folder by default) and load it in ONNX
+    Runtime; `int8`: with ONNX Runtime's dynamic int8 quantisation of the matrix weights."""
     folder = Path(folder or tempfile.mkdtemp(prefix="trustfit-onnx-"))
     folder.mkdir(parents=True, exist_ok=True)
     with_tt = getattr(model.config, "type_vocab_size", 0) > 1 and "TokenClassification" not in (
         (model.config.architectures or [""])[0])
     path = export_onnx(model, folder / "model.onnx", with_token_types=with_tt)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(path), str(folder / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        path = folder / "model.int8.onnx"
     return OnnxModule(path, model.config)

@@ -1,6 +1,6 @@
 """Where a predictor's forward pass runs, by name: `torch` (eager PyTorch, bf16 autocast where
-native), `int8` (PyTorch with the linear layers dynamically quantised to int8) or `onnx` (ONNX
-Runtime on an exported graph). `use_runtime(predictor, name)` swaps the predictor's model; the
+native), `int8` (PyTorch with the linear layers dynamically quantised to int8), `onnx` (ONNX
+Runtime on an exported graph) or `onnx-int8` (that graph's matrix weights quantised to int8). `use_runtime(predictor, name)` swaps the predictor's model; the
 predictor, the CLI, the server and the benchmarks stay unchanged. Speed and F1 of each:
 bench/ner_predict.py."""
 
@@ -19,10 +19,10 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def _onnx(model: torch.nn.Module) -> torch.nn.Module:
+def _onnx(model: torch.nn.Module, int8: bool = False) -> torch.nn.Module:
     from trustfit.predict.onnx import to_onnx_runtime
 
-    return to_onnx_runtime(model)
+    return to_onnx_runtime(model, int8=int8)
 
 
 # name -> model transform; every runtime but torch computes in fp32 (or int8), never bf16 autocast
@@ -30,6 +30,7 @@ RUNTIMES: dict[str, Callable[[torch.nn.Module], torch.nn.Module]] = {
     "torch": lambda model: model,
     "int8": quantize_int8,
     "onnx": _onnx,
+    "onnx-int8": lambda model: _onnx(model, int8=True),
 }
 
 

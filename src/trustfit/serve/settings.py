@@ -37,7 +37,7 @@ class ServeSettings:
     threshold: float = 0.5  # router hand-off threshold
     top_k: int = 3
     quantize: str = "none"  # none | int8 (dynamic quantisation of the linear layers)
-    runtime: str = "torch"  # torch | onnx (ONNX Runtime, exported at start-up)
+    runtime: str = "torch"  # a predict.runtime name: torch | int8 | onnx | onnx-int8 (ONNX: exported at start-up)
 
     def validate(self) -> "ServeSettings":
         problems = []
@@ -54,10 +54,13 @@ class ServeSettings:
             problems.append(f"--threshold must be within [0, 1], got {self.threshold}")
         if self.quantize not in ("none", "int8"):
             problems.append(f"--quantize {self.quantize!r}: use none or int8")
-        if self.runtime not in ("torch", "onnx"):
-            problems.append(f"--runtime {self.runtime!r}: use torch or onnx")
-        if self.runtime == "onnx" and self.quantize != "none":
-            problems.append("--runtime onnx and --quantize int8 do not combine: choose one")
+        from trustfit.predict.runtime import RUNTIMES
+
+        if self.runtime not in RUNTIMES:
+            problems.append(f"--runtime {self.runtime!r}: use one of {', '.join(RUNTIMES)}")
+        if self.runtime != "torch" and self.quantize != "none":
+            problems.append(f"--runtime {self.runtime} and --quantize int8 do not combine: choose one "
+                            "(--quantize int8 is --runtime int8)")
         bad = [m for m in self.explain_methods if m not in EXPLAIN_METHODS]
         if bad:
             problems.append(f"unknown explanation methods {', '.join(bad)}: use {', '.join(EXPLAIN_METHODS)}")
