@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy bench-federated bench-recommend bench-ner-accuracy
+.PHONY: setup demo test test-fast bench bench-quick bench-explain bench-serve bench-robustness bench-fairness bench-privacy bench-federated bench-recommend bench-ner-accuracy bench-cpu
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +28,18 @@ test-fast: setup
 bench-quick: setup
 	$(PY) bench/ner_train.py --quick --baseline-bf16
 	$(PY) bench/ner_predict.py --quick
+
+# #14: training (3,000 CoNLL-2003 sentences, 1 epoch) and prediction against the HF baselines on
+# this CPU and as an AVX2-only CPU (PyTorch's kernels capped at AVX2), then peak memory under
+# jemalloc and tcmalloc (Debian: libjemalloc2 libtcmalloc-minimal4); about 35 min
+CPU_SLICE := --train-sentences 3000 --dev-sentences 300 --epochs 1
+bench-cpu: setup
+	$(PY) bench/ner_train.py $(CPU_SLICE) --name ner_train_3000
+	$(PY) bench/ner_train.py $(CPU_SLICE) --emulate avx2 --name ner_train_3000_avx2
+	$(PY) bench/ner_predict.py
+	$(PY) bench/ner_predict.py --emulate avx2
+	$(PY) bench/ner_train.py $(CPU_SLICE) --allocator jemalloc --name ner_train_3000_jemalloc
+	$(PY) bench/ner_train.py $(CPU_SLICE) --allocator tcmalloc --name ner_train_3000_tcmalloc
 
 bench: setup
 	$(PY) bench/ner_train.py

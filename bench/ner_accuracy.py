@@ -108,8 +108,8 @@ def same_run(run: dict, overrides: dict, name: str) -> bool:
     from trustfit.config import TrainConfig
 
     skip = {"train", "dev", "out", "seed", "epochs", "checkpoint_every", *overrides}
-    return all(run["config"].get(k) == f.get_default(call_default_factory=True)
-               for k, f in TrainConfig.model_fields.items() if k not in skip)
+    today = TrainConfig(train=run["config"]["train"], out="-").model_dump()  # defaults as validators set them
+    return all(run["config"].get(k) == v for k, v in today.items() if k not in skip)
 
 
 def agreement(runs: list[dict]) -> float | None:

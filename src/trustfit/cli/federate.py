@@ -56,7 +56,7 @@ def local_recipe(options: dict[str, Any], train: str, out: str):
     """The clients' TrainConfig from --config and the recipe flags given (`options`: the command's
     arguments); the local epochs are its epochs, the learning rate FEDERATED_LR unless set."""
     from trustfit.config import build_config, read_config_file
-    from trustfit.federated.settings import FEDERATED_LR
+    from trustfit.federated.settings import FEDERATED_ATTENTION_DROPOUT, FEDERATED_LR
 
     task = options["task"]
     given = {k: options[k] for k in RECIPE}
@@ -66,6 +66,8 @@ def local_recipe(options: dict[str, Any], train: str, out: str):
         given["lr"] = FEDERATED_LR
     if "layer_lr_decay" not in file:  # FEDERATED_LR was tuned with every layer at one rate
         given["layer_lr_decay"] = 1.0
+    if given.get("attention_dropout") is None and "attention_dropout" not in file and not private:
+        given["attention_dropout"] = FEDERATED_ATTENTION_DROPOUT  # ... and all-MiniLM's attention dropout
     return build_config(options["config"], {"task": task.value if task else None, "train": train,
                                             "dev": options["dev"], "out": out, "epochs": options["local_epochs"],
                                             **given})

@@ -31,7 +31,7 @@ def train(
     ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="evaluate and save a moving average of the "
                                               "weights, e.g. 0.999 (0 = off)"),
     attention_dropout: Optional[float] = typer.Option(None, "--attention-dropout", help="dropout on attention "
-                                                      "probabilities (default: the model's own, 0.1 for BERT-like)"),
+                                                      "probabilities (ner: 0; classify and DP: the model's own, 0.1)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi (IOB2-constrained, default) or argmax"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
     context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="document context per side (0 = off)"),
