@@ -104,7 +104,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     if cfg.attention_dropout is not None:
         from trustfit.models.backbone import set_attention_dropout
 
-        set_attention_dropout(model, cfg.attention_dropout)
+        if not set_attention_dropout(model, cfg.attention_dropout) and is_main:
+            _say(quiet)(f"attention_dropout {cfg.attention_dropout}: {type(model).__name__} has no attention dropout "
+                        "trustfit can set (an nn.Dropout inside an *Attention module); it keeps its own")
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
     trained_parameters = None
     if cfg.dp:
