@@ -117,8 +117,8 @@ def write_results(name: str, result: dict, table: list[list[str]]) -> None:
     md = f"Measured on {where['cpu']} ({where['kind']}, {where['cores']} cores)\n\n"
     if where["capped"]:
         caps = ", ".join(f"{k}={v}" for k, v in where["caps"].items())
-        md = (f"Measured on {where['cpu']} run as an AVX2-only CPU ({caps}, MKL_ENABLE_INSTRUCTIONS=AVX2; "
-              f"hidden: {', '.join(where['capped'])}), {where['cores']} cores\n\n")
+        md = (f"Measured on {where['cpu']} run as {where['kind']} ({caps}; hidden: {', '.join(where['capped'])}), "
+              f"{where['cores']} cores\n\n")
     md += "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
     md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
     (RESULTS / f"{name}.md").write_text(md)

@@ -96,12 +96,13 @@ def trustfit_side(args) -> dict:
     from trustfit.config import TrainConfig
     from trustfit.train.run import train_ner
 
+    overrides = parse_overrides(args.set)
     cfg = TrainConfig(train=args.train, dev=args.dev, out=str(RESULTS / f"trustfit_model{args.tag}"),
                       epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                       **({} if args.lr is None else {"lr": args.lr}),
                       precision=args.precision, checkpoint_every=10**9, pack=not args.no_pack,
                       **({} if args.context_tokens is None else {"context_tokens": args.context_tokens}),
-                      **parse_overrides(args.set))
+                      **overrides)
     t0 = time.perf_counter()
     s = train_ner(cfg, overwrite=True, quiet=True)
     wall = time.perf_counter() - t0
@@ -109,7 +110,7 @@ def trustfit_side(args) -> dict:
             "dev_f1": s["dev"]["entity"]["micro"]["f1"], "history": s["history"], "peak_rss_mb": peak_rss_mb(),
             "phase_seconds": s["phase_seconds"],
             "precision": s["precision"], "context_tokens": cfg.context_tokens, "pack": cfg.pack,
-            "pack_tokens": cfg.pack_tokens, "stride": cfg.stride, "overrides": parse_overrides(args.set)}
+            "pack_tokens": cfg.pack_tokens, "stride": cfg.stride, "overrides": overrides}
 
 
 def main() -> None:

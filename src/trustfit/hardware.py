@@ -41,8 +41,9 @@ def cpu_info(text: str | None = None, env: dict | None = None) -> dict:
 
 
 def isa_caps(env) -> dict:
-    """The instruction-set caps set in `env` (only those PyTorch honours)."""
-    return {k: env[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if env.get(k)}
+    """The instruction-set caps set in `env` that PyTorch's kernel sources honour (ATen, oneDNN,
+    MKL; flags are hidden by the first two, MKL's only slows its fp32 products)."""
+    return {k: env[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS") if env.get(k)}
 
 
 def _capped(flag: str, caps: dict) -> bool:
@@ -87,7 +88,7 @@ def precision_choice(precision: str, cpuinfo: str | None = None, env: dict | Non
         return "bf16", f"bf16 autocast: this CPU has native bf16 ({', '.join(native)})"
     hidden = [f for f in ("amx_bf16", "avx512_bf16") if f in info["capped"]]
     if hidden:
-        caps = ", ".join(f"{k}={v}" for k, v in info["caps"].items())
+        caps = ", ".join(f"{k}={v}" for k, v in info["caps"].items() if k != "MKL_ENABLE_INSTRUCTIONS")
         return "fp32", f"fp32: this CPU's native bf16 ({', '.join(hidden)}) is capped by {caps}"
     return "fp32", "fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX; emulated bf16 would be slower)"
 

@@ -66,7 +66,7 @@ def local_recipe(options: dict[str, Any], train: str, out: str):
         given["lr"] = FEDERATED_LR
     if "layer_lr_decay" not in file:  # FEDERATED_LR was tuned with every layer at one rate
         given["layer_lr_decay"] = 1.0
-    if given.get("attention_dropout") is None and "attention_dropout" not in file and not private:
+    if "attention_dropout" not in file and not private:
         given["attention_dropout"] = FEDERATED_ATTENTION_DROPOUT  # ... and all-MiniLM's attention dropout
     return build_config(options["config"], {"task": task.value if task else None, "train": train,
                                             "dev": options["dev"], "out": out, "epochs": options["local_epochs"],

@@ -1,7 +1,8 @@
 """An ONNX Runtime backend for the predictors: the trained model exported once with
 `torch.onnx.export` (dynamic batch and length axes) and run by an `onnxruntime` session behind
 a module that answers like the Hugging Face model (`.logits`), so both predictors, the server
-and the benchmarks use it unchanged; optionally with ONNX Runtime's dynamic int8 quantisation. Optional: `pip install onnx onnxruntime`."""
+and the benchmarks use it unchanged; optionally with ONNX Runtime's dynamic int8 quantisation.
+Optional: `pip install onnx onnxruntime`."""
 
 from __future__ import annotations
 

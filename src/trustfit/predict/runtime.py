@@ -1,8 +1,8 @@
 """Where a predictor's forward pass runs, by name: `torch` (eager PyTorch, bf16 autocast where
 native), `int8` (PyTorch with the linear layers dynamically quantised to int8), `onnx` (ONNX
-Runtime on an exported graph) or `onnx-int8` (that graph's matrix weights quantised to int8). `use_runtime(predictor, name)` swaps the predictor's model; the
-predictor, the CLI, the server and the benchmarks stay unchanged. Speed and F1 of each:
-bench/ner_predict.py."""
+Runtime on an exported graph) or `onnx-int8` (that graph's matrix weights quantised to int8).
+`use_runtime(predictor, name)` swaps the predictor's model; the predictor, the CLI, the server
+and the benchmarks stay unchanged. Speed and F1 of each: bench/ner_predict.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from trustfit.errors import ModelError
 from trustfit.predict.runtime import use_runtime
 from trustfit.serve.settings import ServeSettings
