@@ -31,11 +31,11 @@ bench-quick: setup
 
 # #14: training (3,000 CoNLL-2003 sentences, 1 epoch) and prediction against the HF baselines on
 # this CPU and as an AVX2-only CPU (PyTorch's kernels capped at AVX2), then peak memory under
-# jemalloc and tcmalloc (Debian: libjemalloc2 libtcmalloc-minimal4); about 35 min
+# jemalloc and tcmalloc (Debian: libjemalloc2 libtcmalloc-minimal4); about 40 min
 CPU_SLICE := --train-sentences 3000 --dev-sentences 300 --epochs 1
 bench-cpu: setup
-	$(PY) bench/ner_train.py $(CPU_SLICE) --name ner_train_3000
-	$(PY) bench/ner_train.py $(CPU_SLICE) --emulate avx2 --name ner_train_3000_avx2
+	$(PY) bench/ner_train.py $(CPU_SLICE) --baseline-grouped --name ner_train_3000
+	$(PY) bench/ner_train.py $(CPU_SLICE) --emulate avx2 --baseline-grouped --name ner_train_3000_avx2
 	$(PY) bench/ner_predict.py
 	$(PY) bench/ner_predict.py --emulate avx2
 	$(PY) bench/ner_train.py $(CPU_SLICE) --allocator jemalloc --name ner_train_3000_jemalloc

@@ -25,9 +25,11 @@ from _common import (DATA, RESULTS, add_allocator_option, add_emulate_option, em
 HF_LR = 1e-4  # the HF recipe's learning rate in every benchmark here
 
 
-def hf_fit(train_path: str, epochs: int, batch_size: int, lr: float, seed: int, bf16: bool = False) -> dict:
+def hf_fit(train_path: str, epochs: int, batch_size: int, lr: float, seed: int, bf16: bool = False,
+           group_by_length: bool = False) -> dict:
     """The run_ner.py recipe: transformers Trainer + DataCollatorForTokenClassification,
-    first-sub-token labels, fused AdamW, linear schedule with 10 % warm-up."""
+    first-sub-token labels, fused AdamW, linear schedule with 10 % warm-up (optionally bf16, or
+    batches of similar lengths: the Trainer's group_by_length)."""
     import torch
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments, set_seed)
@@ -50,7 +52,8 @@ def hf_fit(train_path: str, epochs: int, batch_size: int, lr: float, seed: int, 
                               lr_scheduler_type="linear", warmup_steps=0.1, weight_decay=0.01,
                               optim="adamw_torch_fused", save_strategy="no", eval_strategy="no", report_to=[],
                               logging_strategy="no", seed=seed, disable_tqdm=True, use_cpu=True,
-                              dataloader_num_workers=0, bf16=bf16)
+                              dataloader_num_workers=0, bf16=bf16,
+                              train_sampling_strategy="group_by_length" if group_by_length else "random")
     trainer = Trainer(model=model, args=targs, train_dataset=hf_encode(tok, schema, train),
                       data_collator=DataCollatorForTokenClassification(tok))
     t0 = time.perf_counter()
@@ -74,7 +77,9 @@ def hf_encode(tok, schema, corpus) -> list[dict]:
 
 def hf_predict(fitted: dict, corpus) -> list[list[str]]:
     """Argmax tags of every labelled word (the recipe's evaluation; truncated words are lost)."""
-    out = fitted["trainer"].predict(hf_encode(fitted["tokenizer"], fitted["schema"], corpus))
+    trainer = fitted["trainer"]
+    trainer.args.train_sampling_strategy = "random"  # group_by_length would reorder the predictions too
+    out = trainer.predict(hf_encode(fitted["tokenizer"], fitted["schema"], corpus))
     labels = fitted["schema"].labels
     return [[labels[p] for p, gold in zip(row, lab) if gold != -100]
             for row, lab in zip(out.predictions.argmax(-1), out.label_ids)]
@@ -84,12 +89,14 @@ def baseline(args) -> dict:
     from trustfit.data.conll import read_conll
     from trustfit.evaluate.ner import ner_metrics
 
-    fitted = hf_fit(args.train, args.epochs, args.batch_size, args.lr or HF_LR, args.seed, args.baseline_bf16)
+    fitted = hf_fit(args.train, args.epochs, args.batch_size, args.lr or HF_LR, args.seed, args.baseline_bf16,
+                    args.baseline_grouped)
     dev = read_conll(args.dev)
     m = ner_metrics([s.tags for s in dev], hf_predict(fitted, dev), fitted["schema"].labels)
     secs = fitted["train_seconds"]
     return {"words_per_second": fitted["train_words"] * args.epochs / secs, "train_seconds": secs, "dev_f1": m.f1,
-            "peak_rss_mb": peak_rss_mb(), "torch_threads": fitted["torch_threads"], "bf16": args.baseline_bf16}
+            "peak_rss_mb": peak_rss_mb(), "torch_threads": fitted["torch_threads"], "bf16": args.baseline_bf16,
+            "group_by_length": args.baseline_grouped}
 
 
 def trustfit_side(args) -> dict:
@@ -127,6 +134,8 @@ def main() -> None:
     ap.add_argument("--context-tokens", type=int, default=None, help="default: trustfit's default")
     ap.add_argument("--no-pack", action="store_true", help="one input per sentence (default: packed documents)")
     ap.add_argument("--baseline-bf16", action="store_true", help="also run the HF Trainer with bf16=True")
+    ap.add_argument("--baseline-grouped", action="store_true",
+                    help="also run the HF Trainer with group_by_length=True (batches of similar lengths)")
     ap.add_argument("--set", default="", metavar="KEY:VALUE,...",
                     help="trustfit config overrides, e.g. pack_tokens:96,context_tokens:16,stride:16")
     add_emulate_option(ap)
@@ -162,9 +171,12 @@ def main() -> None:
     print(f"trustfit: {ours['words_per_second']:.0f} words/s, dev F1 {100 * ours['dev_f1']:.2f}", flush=True)
     base = None if args.skip_baseline else run_child(script, common + ["--side", "baseline"])
     base16 = run_child(script, common + ["--side", "baseline", "--baseline-bf16"]) if args.baseline_bf16 else None
+    grouped = (run_child(script, common + ["--side", "baseline", "--baseline-grouped"])
+               if args.baseline_grouped else None)
     result = {"train_file": str(train), "dev_file": str(dev), "epochs": epochs, "batch_size": args.batch_size,
               "lr": args.lr, "trustfit": ours, "baseline_hf_trainer": base,
-              "baseline_hf_trainer_bf16": base16, "bench_seconds": time.perf_counter() - t0}
+              "baseline_hf_trainer_bf16": base16, "baseline_hf_trainer_grouped": grouped,
+              "bench_seconds": time.perf_counter() - t0}
     rows = [["", "words/s", "dev entity F1 (strict IOB2)", "peak RSS MB", "train s"],
             [f"trustfit ({ours['precision']}, context {ours['context_tokens']}, "
              f"{'packs of ' + str(ours['pack_tokens']) if ours['pack'] else 'per sentence'})", f"{ours['words_per_second']:.0f}",
@@ -179,6 +191,11 @@ def main() -> None:
         rows.append(["HF Trainer, bf16=True", f"{base16['words_per_second']:.0f}", f"{100 * base16['dev_f1']:.2f}",
                      f"{base16['peak_rss_mb']:.0f}", f"{base16['train_seconds']:.0f}"])
         rows.append(["ratio trustfit / bf16 baseline", f"{result['speed_ratio_vs_bf16']:.2f}x", "", "", ""])
+    if grouped:
+        result["speed_ratio_vs_grouped"] = ours["words_per_second"] / grouped["words_per_second"]
+        rows.append(["HF Trainer, group_by_length=True", f"{grouped['words_per_second']:.0f}",
+                     f"{100 * grouped['dev_f1']:.2f}", f"{grouped['peak_rss_mb']:.0f}", f"{grouped['train_seconds']:.0f}"])
+        rows.append(["ratio trustfit / grouped baseline", f"{result['speed_ratio_vs_grouped']:.2f}x", "", "", ""])
     write_results(args.name or f"ner_train{tag}", result, rows)
 
 
