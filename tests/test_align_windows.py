@@ -49,10 +49,12 @@ def test_every_word_is_a_target_exactly_once(data, max_length, context, stride, 
         assert len({doc_of[s] for s in sents_in}) <= 1
         if context == 0 and not pack:
             assert len(sents_in) <= 1
-        if pack:  # margins: at most `context` pieces a side (`stride` when context is off)
+        if pack:  # margins: at most `context` pieces a side; max(context, stride) around a cut sentence
             first, last = f.positions[0], f.positions[-1]
             end = last + len(sentences[f.words[-1][0]][f.words[-1][1]])
-            assert first - 1 <= (context or stride) and len(f) - 1 - end <= (context or stride)
+            whole = all(sum(1 for x in f.words if x[0] == s) == len(sentences[s]) for s, _ in f.words)
+            side = context if whole else max(context, stride)
+            assert first - 1 <= side and len(f) - 1 - end <= side
     # a packed feature's weight counts its sentences: all weights add up to the sentence count
     if pack:
         assert abs(sum(f.weight for f in feats) - sum(1 for s in sentences if s)) < 1e-6

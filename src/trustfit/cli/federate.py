@@ -35,7 +35,7 @@ LR = typer.Option(None, "--lr", help="the clients' learning rate (default 5e-4, 
 BATCH = typer.Option(None, "--batch-size")
 SEED = typer.Option(None, "--seed")
 PRECISION = typer.Option(None, "--precision", help="auto, fp32 or bf16")
-CONTEXT = typer.Option(None, "--context-tokens", help="NER document context per side (0 = off)")
+CONTEXT = typer.Option(None, "--context-tokens", help="NER document context per side beyond the packed sentences")
 DP_EPSILON = typer.Option(None, "--dp-epsilon", help="client DP-SGD: each client's epsilon over all rounds")
 DP_DELTA = typer.Option(None, "--dp-delta", help="DP delta, below 1/N of the smallest client")
 DP_NOISE = typer.Option(None, "--dp-noise", help="DP noise multiplier (instead of --dp-epsilon, or with it)")

@@ -34,10 +34,12 @@ def train(
                                                       "probabilities (ner: 0; classify and DP: the model's own, 0.1)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi (IOB2-constrained, default) or argmax"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
-    context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="document context per side (0 = off)"),
+    context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="NER: document context per side beyond "
+                                                  "the packed sentences (32; 0: packs only, 2x faster in fp32)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
     pack: Optional[bool] = typer.Option(None, "--pack/--no-pack",
-                                        help="NER: pack consecutive sentences of a document into one input"),
+                                        help="NER: pack consecutive sentences of a document into "
+                                        "one input (they see each other)"),
     pack_tokens: Optional[int] = typer.Option(None, "--pack-tokens", help="NER: target sub-tokens per packed input"),
     scheme: Optional[str] = typer.Option(None, "--scheme", help="iob1, iob2, bioes or bilou"),
     token_column: Optional[int] = typer.Option(None, "--token-column"),

@@ -10,10 +10,12 @@ A Feature holds a run of *target* words (whose labels are trained and predicted)
   each side.
 
 `pack=True` packs consecutive sentences of a document into one feature as targets (up to
-`pack_tokens` sub-tokens; a longer sentence is cut into chunks), with `context_tokens` (or, when
-that is 0, `stride`) of margin on both sides: every sentence sees its neighbours, at a fraction
-of the cost of one context window per sentence. A packed feature's `weight` is the number of sentences it holds (fractions for cut
-sentences), so batch sizes keep counting sentences.
+`pack_tokens` sub-tokens), with `context_tokens` of margin on both sides: every sentence sees its
+neighbours in the pack at no extra cost (every sub-token fed is a target), and the margins add
+context beyond the pack at the cost of their sub-tokens. A sentence longer than a pack is cut
+into chunks with `stride` (or the context, if larger) of overlap. A packed feature's `weight` is
+the number of sentences it holds (fractions for cut sentences), so batch sizes keep counting
+sentences.
 """
 
 from __future__ import annotations
@@ -70,27 +72,30 @@ def chunk_words(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int
     return chunks
 
 
-def pack_sentences(sentence_counts: Sequence[Sequence[int]], budget: int) -> list[tuple[int, int]]:
-    """Chunks [a, b) of a document's flat word list: whole consecutive sentences while their
-    pieces fit `budget`; a sentence longer than the budget is cut alone by chunk_words."""
-    chunks: list[tuple[int, int]] = []
+def pack_sentences(sentence_counts: Sequence[Sequence[int]], budget: int,
+                   cut_budget: int | None = None) -> list[tuple[int, int, bool]]:
+    """Chunks (a, b, cut) of a document's flat word list [a, b): whole consecutive sentences while
+    their pieces fit `budget` (cut False); a sentence longer than the budget is cut alone by
+    chunk_words into pieces of at most `cut_budget` (default `budget`; cut True)."""
+    cut_budget = budget if cut_budget is None else cut_budget
+    chunks: list[tuple[int, int, bool]] = []
     a = k = used = 0
     for counts in sentence_counts:
         total = sum(counts)
         if total > budget:
             if k > a:
-                chunks.append((a, k))
-            chunks += [(k + x, k + y) for x, y in chunk_words(counts, budget)]
+                chunks.append((a, k, False))
+            chunks += [(k + x, k + y, True) for x, y in chunk_words(counts, cut_budget)]
             k += len(counts)
             a, used = k, 0
             continue
         if used + total > budget and k > a:
-            chunks.append((a, k))
+            chunks.append((a, k, False))
             a, used = k, 0
         used += total
         k += len(counts)
     if k > a:
-        chunks.append((a, k))
+        chunks.append((a, k, False))
     return chunks
 
 
@@ -124,11 +129,15 @@ def build_features(
                 starts[s] = k
         counts_all = [len(p) for _, _, p in flat]
         if pack:
-            # margins: the document context asked for, or the stride around cut sentences when it is off
-            side = min(context_tokens or stride, max(0, (budget - max_piece) // 2))
+            # margins: the document context asked for around a pack; around the chunks of a sentence
+            # longer than a pack, at least the stride (a cut word keeps context on both sides)
+            room = max(0, (budget - max_piece) // 2)
+            side, cut_side = min(context_tokens, room), min(max(context_tokens, stride), room)
             target_budget = max(max_piece, min(budget - 2 * side, pack_tokens))
-            for ka, kb in pack_sentences([[len(p) for p in sentence_pieces[s]] for s in doc], target_budget):
-                l, r = _margins(counts_all, ka, kb, 0, len(flat), side, budget)
+            cut_budget = max(max_piece, min(target_budget, budget - 2 * cut_side))
+            sentence_counts = [[len(p) for p in sentence_pieces[s]] for s in doc]
+            for ka, kb, cut in pack_sentences(sentence_counts, target_budget, cut_budget):
+                l, r = _margins(counts_all, ka, kb, 0, len(flat), cut_side if cut else side, budget)
                 f = _make_feature(flat, l, ka, kb, r, sentence_labels, specials)
                 f.weight = sum(1 / len(sentence_pieces[s]) for s, _ in f.words)
                 features.append(f)

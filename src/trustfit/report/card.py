@@ -222,9 +222,14 @@ def limitations(card: dict) -> list[str]:
                            f"{abs(gap):.2f} points {'below' if gap > 0 else 'above'} dev.")
     else:
         out.append("No dev file was given: the model's accuracy was not measured during training.")
-    if task == "ner" and (tr["hyperparameters"].get("context_tokens") or 0) > 0:
-        out.append(f"Trained with {tr['hyperparameters']['context_tokens']} sub-tokens of document context on each "
-                   "side; plain-text input (one sentence a line, the server) has none.")
+    hp = tr["hyperparameters"]
+    if task == "ner" and (hp.get("pack") or (hp.get("context_tokens") or 0) > 0):
+        margins = f" and {hp['context_tokens']} sub-tokens of context on each side" if hp.get("context_tokens") else ""
+        seen = (f"neighbouring sentences of its document packed into inputs of up to {hp.get('pack_tokens')} "
+                f"sub-tokens{margins}" if hp.get("pack")
+                else f"{hp['context_tokens']} sub-tokens of document context on each side")
+        out.append(f"Trained seeing {seen}; plain-text input (one sentence a line, the server) has no document "
+                   "context.")
     ex = card["audits"].get("explain", {})
     if ex.get("status") == "done":
         methods = ex["methods"]

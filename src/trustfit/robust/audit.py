@@ -127,6 +127,16 @@ def run_robustness_audit(model_dir: str, data: str, out: str | Path, families: S
     return result
 
 
+def _context_note(predictor, has_documents: bool) -> str:
+    """What document context the audited predictions see (perturbed neighbours can move them)."""
+    if not has_documents or not (predictor.pack or predictor.context_tokens):
+        return "none"
+    parts = ["neighbouring sentences packed into one input"] if predictor.pack else []
+    if predictor.context_tokens:
+        parts.append(f"{predictor.context_tokens} sub-tokens of document context per side")
+    return " and ".join(parts) + ", from the perturbed document"
+
+
 class _NerRun:
     statistic = staticmethod(_f1)
 
@@ -142,8 +152,7 @@ class _NerRun:
             corpus = Corpus(corpus.sentences[:limit], corpus.source, corpus.has_documents)
         self.corpus = corpus
         self.n = len(corpus)
-        self.context_note = (f"{self.predictor.context_tokens} sub-tokens of document context per side, from the "
-                             "perturbed document" if corpus.has_documents and self.predictor.context_tokens else "none")
+        self.context_note = _context_note(self.predictor, corpus.has_documents)
         t0 = time.perf_counter()
         self.clean_tags = self.predictor.predict(corpus).tags
         self.clean_seconds = round(time.perf_counter() - t0, 3)
