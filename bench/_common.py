@@ -71,7 +71,7 @@ def machine() -> dict:
 
 def emulate_cpu(kind: str | None) -> None:
     """Cap PyTorch's kernels in this process and its children as on a CPU of `kind` ('avx2':
-    ATen, oneDNN and MKL limited to AVX2, so bf16 is emulated and fp32 runs 256-bit wide)."""
+    ATen, oneDNN, MKL and fbgemm limited to AVX2, so bf16 is emulated, fp32 and int8 run 256-bit wide)."""
     if kind == "avx2":
         from trustfit.hardware import EMULATE_AVX2
 
@@ -96,7 +96,8 @@ def use_allocator(name: str | None) -> None:
 def add_emulate_option(parser) -> None:
     """--emulate avx2: measure as an AVX2-only CPU would run (see emulate_cpu)."""
     parser.add_argument("--emulate", choices=["avx2"], default=None,
-                        help="run as on an AVX2-only CPU (caps ATen, oneDNN and MKL at AVX2; set in the children too)")
+                        help="run as on an AVX2-only CPU (caps ATen, oneDNN, MKL and fbgemm at AVX2; set in "
+                        "the children too)")
 
 
 def add_allocator_option(parser) -> None:

@@ -14,8 +14,12 @@ _FIRST_LEVEL = {"avx512f": "AVX512_CORE", "avx512_vnni": "AVX512_CORE_VNNI", "av
                 "amx_tile": "AVX512_CORE_AMX", "amx_bf16": "AVX512_CORE_AMX", "amx_int8": "AVX512_CORE_AMX"}
 
 # the environment that makes an AVX512/AMX CPU run PyTorch's kernels as an AVX2-only CPU would
-# (ATen's vector kernels, oneDNN and MKL each capped): used by the benchmarks' --emulate avx2
-EMULATE_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+# (ATen's vector kernels, oneDNN, MKL and fbgemm's int8 kernels each capped): used by the
+# benchmarks' --emulate avx2. ONNX Runtime's MLAS has no such cap.
+EMULATE_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+# the caps that hide native bf16 from PyTorch (MKL's and fbgemm's only narrow fp32 and int8 products)
+_BF16_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 
 
 def cpu_info(text: str | None = None, env: dict | None = None) -> dict:
@@ -42,8 +46,8 @@ def cpu_info(text: str | None = None, env: dict | None = None) -> dict:
 
 def isa_caps(env) -> dict:
     """The instruction-set caps set in `env` that PyTorch's kernel sources honour (ATen, oneDNN,
-    MKL; flags are hidden by the first two, MKL's only slows its fp32 products)."""
-    return {k: env[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS") if env.get(k)}
+    MKL, fbgemm; flags are hidden by the first two, the others only narrow their products)."""
+    return {k: env[k] for k in (*_BF16_CAPS, "MKL_ENABLE_INSTRUCTIONS", "FBGEMM_ENABLE_INSTRUCTIONS") if env.get(k)}
 
 
 def _capped(flag: str, caps: dict) -> bool:
@@ -88,7 +92,7 @@ def precision_choice(precision: str, cpuinfo: str | None = None, env: dict | Non
         return "bf16", f"bf16 autocast: this CPU has native bf16 ({', '.join(native)})"
     hidden = [f for f in ("amx_bf16", "avx512_bf16") if f in info["capped"]]
     if hidden:
-        caps = ", ".join(f"{k}={v}" for k, v in info["caps"].items() if k != "MKL_ENABLE_INSTRUCTIONS")
+        caps = ", ".join(f"{k}={v}" for k, v in info["caps"].items() if k in _BF16_CAPS)
         return "fp32", f"fp32: this CPU's native bf16 ({', '.join(hidden)}) is capped by {caps}"
     return "fp32", "fp32: this CPU has no native bf16 (no AVX512-BF16 or AMX; emulated bf16 would be slower)"
 
