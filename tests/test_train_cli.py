@@ -278,15 +278,16 @@ def test_attention_dropout_reaches_every_attention_module(tiny_model_dir, conll_
     assert set_attention_dropout(other, 0.0) == 0 and other[1].p == 0.1  # nothing to set: left as it was
 
 
-def test_fp32_cpu_run_with_document_margins_prints_the_speed_tip(tiny_model_dir, conll_slices, tmp_path):
-    """In fp32 on a CPU the FLERT margins halve the words/s: the run says so once, naming the
-    option, and says nothing when the margins are off."""
+def test_cpu_run_with_document_margins_prints_the_speed_tip(tiny_model_dir, conll_slices, tmp_path):
+    """On a CPU the FLERT margins halve the words/s: the run says so once, naming the option, and
+    says nothing when the margins are off."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("the tip is for CPU runs")
     tip = "--context-tokens 0 trains about 2x faster"
-    loud = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "c32", "--max-steps", "1") if a != "--quiet"]
+    loud = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "c32", "--max-steps", "1")
+            if a != "--quiet"]
     r = runner.invoke(app, loud)
     assert r.exit_code == 0, r.output
     assert r.output.count(tip) == 1 and "document context of 32 sub-tokens" in r.output

@@ -53,7 +53,7 @@ class TrainConfig(BaseModel):
     context_tokens: int = Field(32, ge=0, description="NER: document-context sub-tokens on each side of an input beyond "
                                 "the sentences packed into it (FLERT margins); used only where the file marks "
                                 "documents (-DOCSTART-). 0: packed sentences still see each other and every "
-                                "sub-token fed is labelled: 2x the words/s without native bf16, 0.3 dev F1 lower")
+                                "sub-token fed is labelled: 2x the words/s on CPU, 0.3 dev F1 lower")
     max_length: Optional[int] = Field(None, ge=8)
     stride: int = Field(32, ge=0)
     pack: bool = Field(True, description="pack consecutive sentences of a document into one input, where they see "

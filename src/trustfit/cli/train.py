@@ -35,7 +35,7 @@ def train(
     decode: Optional[str] = typer.Option(None, "--decode", help="NER: viterbi (IOB2-constrained, default) or argmax"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where native), fp32 or bf16"),
     context_tokens: Optional[int] = typer.Option(None, "--context-tokens", help="NER: document context per side beyond "
-                                                  "the packed sentences (32; 0: packs only, 2x faster in fp32)"),
+                                                  "the packed sentences (32; 0: packs only, 2x faster on CPU)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
     pack: Optional[bool] = typer.Option(None, "--pack/--no-pack",
                                         help="NER: pack consecutive sentences of a document into "
