@@ -99,9 +99,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     if is_main:
         _say(quiet)(f"precision {precision_reason}")
         if _context_is_costly(cfg, task):
-            _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side halves the words/s "
-                        "and adds 35-40 % to peak memory; --context-tokens 0 trains about 2x faster (packed sentences "
-                        "still see each other; dev F1 0.3 lower over 3 seeds, bench/RESULTS.md)")
+            _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
+                        f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 35-40 % more peak "
+                        "memory); --context-tokens 0 keeps the packs (their sentences still see each other) without "
+                        "margins: about 2x faster, dev F1 0.3 lower over 3 seeds (bench/RESULTS.md)")
 
     set_seed(cfg.seed)
     model = task.build_model(source)
