@@ -23,6 +23,8 @@ from _common import (DATA, RESULTS, add_allocator_option, add_emulate_option, em
 
 
 HF_LR = 1e-4  # the HF recipe's learning rate in every benchmark here
+# optional HF Trainer variants, each a third side of the run (--baseline-KEY): what the Trainer is given
+BASELINE_VARIANTS = {"bf16": "bf16=True", "grouped": "group_by_length=True"}
 
 
 def hf_fit(train_path: str, epochs: int, batch_size: int, lr: float, seed: int, bf16: bool = False,
@@ -170,12 +172,11 @@ def main() -> None:
                      + (["--no-pack"] if args.no_pack else []) + (["--set", args.set] if args.set else []))
     print(f"trustfit: {ours['words_per_second']:.0f} words/s, dev F1 {100 * ours['dev_f1']:.2f}", flush=True)
     base = None if args.skip_baseline else run_child(script, common + ["--side", "baseline"])
-    base16 = run_child(script, common + ["--side", "baseline", "--baseline-bf16"]) if args.baseline_bf16 else None
-    grouped = (run_child(script, common + ["--side", "baseline", "--baseline-grouped"])
-               if args.baseline_grouped else None)
+    variants = {key: run_child(script, common + ["--side", "baseline", f"--baseline-{key}"])
+                for key in BASELINE_VARIANTS if getattr(args, f"baseline_{key}")}
     result = {"train_file": str(train), "dev_file": str(dev), "epochs": epochs, "batch_size": args.batch_size,
               "lr": args.lr, "trustfit": ours, "baseline_hf_trainer": base,
-              "baseline_hf_trainer_bf16": base16, "baseline_hf_trainer_grouped": grouped,
+              **{f"baseline_hf_trainer_{key}": variants.get(key) for key in BASELINE_VARIANTS},
               "bench_seconds": time.perf_counter() - t0}
     rows = [["", "words/s", "dev entity F1 (strict IOB2)", "peak RSS MB", "train s"],
             [f"trustfit ({ours['precision']}, context {ours['context_tokens']}, "
@@ -186,16 +187,11 @@ def main() -> None:
         rows.append(["HF Trainer (run_ner recipe)", f"{base['words_per_second']:.0f}", f"{100 * base['dev_f1']:.2f}",
                      f"{base['peak_rss_mb']:.0f}", f"{base['train_seconds']:.0f}"])
         rows.append(["ratio trustfit / baseline", f"{result['speed_ratio']:.2f}x", "", "", ""])
-    if base16:
-        result["speed_ratio_vs_bf16"] = ours["words_per_second"] / base16["words_per_second"]
-        rows.append(["HF Trainer, bf16=True", f"{base16['words_per_second']:.0f}", f"{100 * base16['dev_f1']:.2f}",
-                     f"{base16['peak_rss_mb']:.0f}", f"{base16['train_seconds']:.0f}"])
-        rows.append(["ratio trustfit / bf16 baseline", f"{result['speed_ratio_vs_bf16']:.2f}x", "", "", ""])
-    if grouped:
-        result["speed_ratio_vs_grouped"] = ours["words_per_second"] / grouped["words_per_second"]
-        rows.append(["HF Trainer, group_by_length=True", f"{grouped['words_per_second']:.0f}",
-                     f"{100 * grouped['dev_f1']:.2f}", f"{grouped['peak_rss_mb']:.0f}", f"{grouped['train_seconds']:.0f}"])
-        rows.append(["ratio trustfit / grouped baseline", f"{result['speed_ratio_vs_grouped']:.2f}x", "", "", ""])
+    for key, other in variants.items():
+        result[f"speed_ratio_vs_{key}"] = ours["words_per_second"] / other["words_per_second"]
+        rows.append([f"HF Trainer, {BASELINE_VARIANTS[key]}", f"{other['words_per_second']:.0f}",
+                     f"{100 * other['dev_f1']:.2f}", f"{other['peak_rss_mb']:.0f}", f"{other['train_seconds']:.0f}"])
+        rows.append([f"ratio trustfit / {key} baseline", f"{result[f'speed_ratio_vs_{key}']:.2f}x", "", "", ""])
     write_results(args.name or f"ner_train{tag}", result, rows)
 
 

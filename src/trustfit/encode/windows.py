@@ -158,6 +158,16 @@ def build_features(
     return features
 
 
+def context_description(pack: bool, context_tokens: int, pack_tokens: int) -> str | None:
+    """What document context a sentence sees under these encoding settings, in words (None:
+    none); the model card and the robustness audit state it."""
+    margins = f"{context_tokens} sub-tokens of document context on each side" if context_tokens else ""
+    if not pack:
+        return margins or None
+    packed = f"neighbouring sentences of its document packed into inputs of up to {pack_tokens} sub-tokens"
+    return f"{packed} and {margins}" if margins else packed
+
+
 def _margins(counts: Sequence[int], ka: int, kb: int, lo: int, hi: int, side: int, budget: int) -> tuple[int, int]:
     """Extend targets [ka, kb) by whole context words within [lo, hi): up to `side` pieces on each
     side and `budget` in all (the left side takes the whole remainder when nothing is right)."""

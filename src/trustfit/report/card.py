@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trustfit.encode.windows import context_description
 from trustfit.errors import TrustfitError
 
 SCHEMA_VERSION = 1
@@ -223,11 +224,9 @@ def limitations(card: dict) -> list[str]:
     else:
         out.append("No dev file was given: the model's accuracy was not measured during training.")
     hp = tr["hyperparameters"]
-    if task == "ner" and (hp.get("pack") or (hp.get("context_tokens") or 0) > 0):
-        margins = f" and {hp['context_tokens']} sub-tokens of context on each side" if hp.get("context_tokens") else ""
-        seen = (f"neighbouring sentences of its document packed into inputs of up to {hp.get('pack_tokens')} "
-                f"sub-tokens{margins}" if hp.get("pack")
-                else f"{hp['context_tokens']} sub-tokens of document context on each side")
+    seen = (context_description(bool(hp.get("pack")), hp.get("context_tokens") or 0, hp.get("pack_tokens"))
+            if task == "ner" else None)
+    if seen:
         out.append(f"Trained seeing {seen}; plain-text input (one sentence a line, the server) has no document "
                    "context.")
     ex = card["audits"].get("explain", {})

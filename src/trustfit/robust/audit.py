@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from trustfit.auditing import audit_header, read_labelled_conll, write_audit
+from trustfit.encode.windows import context_description
 from trustfit.robust.perturb import (DEFAULT_FAMILIES, PerturbationError, changed_share, check_families, is_changed,
                                      make_family, mention_inventory)
 
@@ -127,16 +128,6 @@ def run_robustness_audit(model_dir: str, data: str, out: str | Path, families: S
     return result
 
 
-def _context_note(predictor, has_documents: bool) -> str:
-    """What document context the audited predictions see (perturbed neighbours can move them)."""
-    if not has_documents or not (predictor.pack or predictor.context_tokens):
-        return "none"
-    parts = ["neighbouring sentences packed into one input"] if predictor.pack else []
-    if predictor.context_tokens:
-        parts.append(f"{predictor.context_tokens} sub-tokens of document context per side")
-    return " and ".join(parts) + ", from the perturbed document"
-
-
 class _NerRun:
     statistic = staticmethod(_f1)
 
@@ -152,7 +143,9 @@ class _NerRun:
             corpus = Corpus(corpus.sentences[:limit], corpus.source, corpus.has_documents)
         self.corpus = corpus
         self.n = len(corpus)
-        self.context_note = _context_note(self.predictor, corpus.has_documents)
+        p = self.predictor  # what context the predictions see: perturbed neighbours can move them
+        seen = context_description(p.pack, p.context_tokens, p.pack_tokens) if corpus.has_documents else None
+        self.context_note = f"{seen}, from the perturbed document" if seen else "none"
         t0 = time.perf_counter()
         self.clean_tags = self.predictor.predict(corpus).tags
         self.clean_seconds = round(time.perf_counter() - t0, 3)
