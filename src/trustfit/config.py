@@ -43,6 +43,10 @@ class TrainConfig(BaseModel):
     lr: float = Field(3e-4, gt=0, description="peak learning rate of the head; lower layers get less with "
                       "layer_lr_decay (DP and federated runs have their own defaults)")
     weight_decay: float = Field(0.01, ge=0)
+    micro_batch_tokens: Optional[int] = Field(None, ge=1, description="run each batch's forward and backward in "
+                                              "passes of at most this many padded sub-tokens and add their "
+                                              "gradients: the same step with less activation memory; "
+                                              "none = one pass")
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(1.0, ge=0)
     layer_lr_decay: float = Field(0.8, gt=0, le=1, description="layer-wise lr decay: encoder layer l of L trains at "

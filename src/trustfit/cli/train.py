@@ -23,6 +23,9 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    micro_batch_tokens: Optional[int] = typer.Option(None, "--micro-batch-tokens", help="run a batch in passes of at "
+                                                     "most this many padded sub-tokens: the same step, less activation "
+                                                     "memory (e.g. 2048; default one pass)"),
     lr: Optional[float] = typer.Option(None, "--lr", help="peak learning rate of the head (3e-4 for ner and classify, "
                                        "with --layer-lr-decay 0.8; DP: 1e-2 LoRA / 5e-3 otherwise; federated: 5e-4)"),
     seed: Optional[int] = typer.Option(None, "--seed"),
@@ -100,7 +103,8 @@ def train(
     try:
         cfg = build_config(config, dict(
             task=task.value if task else None, train=train, dev=dev, out=out, model=model, epochs=epochs, max_steps=max_steps,
-            batch_size=batch_size, lr=lr, seed=seed, layer_lr_decay=layer_lr_decay, ema_decay=ema_decay,
+            batch_size=batch_size, micro_batch_tokens=micro_batch_tokens, lr=lr, seed=seed,
+            layer_lr_decay=layer_lr_decay, ema_decay=ema_decay,
             attention_dropout=attention_dropout, decode=decode, precision=precision, context_tokens=context_tokens,
             max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,

@@ -185,7 +185,8 @@ def train_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarra
                                 max_grad_norm=cfg.max_grad_norm, seed=seed, eval_every=None,
                                 checkpoint_every=10**9, pool_batches=cfg.pool_batches,
                                 select_metric=task.select_metric, save_checkpoints=False,
-                                layer_lr_decay=cfg.layer_lr_decay)
+                                layer_lr_decay=cfg.layer_lr_decay,
+                                micro_batch_tokens=cfg.micro_batch_tokens)
         trainer = Trainer(model, features, settings, c.accelerator, None, plugins, work, pad, collate_fn=task.collate,
                           loss_fn=task.loss_fn, private=private)
         # this round's slice of one schedule over all rounds, on the optimizer the loop's own

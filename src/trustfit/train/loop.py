@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from trustfit.encode.batching import BucketBatchSampler, collate
+from trustfit.train.plugins import Plugin
 from trustfit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 EVENTS = ("on_train_start", "on_epoch_start", "on_backward", "on_step_end", "on_evaluate", "on_epoch_end", "on_checkpoint",
@@ -69,6 +70,7 @@ class LoopSettings:
     select_metric: str = "f1"
     layer_lr_decay: float = 1.0  # < 1: layer l of L trains at lr * decay ** (L + 1 - l) (embeddings l = 0)
     save_checkpoints: bool = True  # False: a short run that is never resumed (a federated round)
+    micro_batch_tokens: int | None = None  # split a batch into passes of at most this many padded sub-tokens
 
 
 class Trainer:
@@ -240,20 +242,35 @@ class Trainer:
         st.last_loss = float(loss)
 
     def _plain_step(self, feats: list[Any]):
+        """One optimizer step over `feats`: forward and backward in micro-batches of at most
+        `micro_batch_tokens` padded sub-tokens (less activation memory, the same gradient: each
+        pass's mean loss is weighted by its share of the labels), then clip and step."""
         st, t = self.state, time.perf_counter()
-        batch = {k: v.to(self.accelerator.device) for k, v in self.collate_fn(feats, self.pad_id).items()}
+        # plugins that add to the gradients per backward (adversarial, proximal) see the whole batch
+        budget = None if any(map(adds_gradients, self.plugins)) else self.settings.micro_batch_tokens
+        parts = [self.collate_fn(part, self.pad_id) for part in split_by_tokens(feats, budget)]
         t = st.timed("collate", t)
+        counts = [label_count(b) for b in parts]
+        total, loss_sum = max(sum(counts), 1), 0.0
         self.model.train()
-        loss = self.compute_loss(batch)
-        t = st.timed("forward", t)
-        self.accelerator.backward(loss)
-        self.emit("on_backward", batch=batch, loss=loss)  # adversarial training's extra passes count here
-        t = st.timed("backward", t)
+        for i, (part, count) in enumerate(zip(parts, counts)):
+            batch = {k: v.to(self.accelerator.device) for k, v in part.items()}
+            last = i == len(parts) - 1
+            with nullcontext() if last else self.accelerator.no_sync(self.model):  # one all-reduce per step
+                loss = self.compute_loss(batch)
+                if len(parts) > 1:
+                    loss = loss * (count / total)
+                t = st.timed("forward", t)
+                self.accelerator.backward(loss)
+            loss_sum = loss_sum + loss.detach()
+            if last:
+                self.emit("on_backward", batch=batch, loss=loss)  # adversarial training's extra passes count here
+            t = st.timed("backward", t)
         if self.settings.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.settings.max_grad_norm)
         self.optimizer.step()
         st.timed("optimizer", t)
-        return loss.detach()
+        return loss_sum
 
     def fit(self) -> TrainState:
         st, s = self.state, self.settings
@@ -291,6 +308,35 @@ class Trainer:
             self.evaluate()
         self.emit("on_train_end")
         return st
+
+
+def split_by_tokens(feats: Sequence[Any], budget: int | None) -> list[list[Any]]:
+    """`feats` sorted by length and cut into the fewest runs of near-equal size whose padded
+    size (members x longest) stays within `budget` sub-tokens; a feature longer than the budget
+    is a run of its own. None: one run."""
+    if not budget or len(feats) < 2:
+        return [list(feats)]
+    ordered = sorted(feats, key=len)
+    for k in range(1, len(ordered) + 1):
+        size = -(-len(ordered) // k)
+        parts = [ordered[i:i + size] for i in range(0, len(ordered), size)]
+        if all(len(part) == 1 or len(part) * len(part[-1]) <= budget for part in parts):
+            return parts
+    return [[f] for f in ordered]
+
+
+def adds_gradients(plugin: Any) -> bool:
+    """Whether `plugin` implements on_backward (adds to the gradients of the batch it is given)."""
+    fn = getattr(type(plugin), "on_backward", None)
+    return fn is not None and fn is not Plugin.on_backward
+
+
+def label_count(batch: dict) -> int:
+    """How many labels a collated batch's mean loss averages over (the ignore index -100 aside)."""
+    labels = batch.get("labels")
+    if labels is None:
+        return len(next(iter(batch.values())))
+    return int((labels != -100).sum()) if labels.ndim > 1 else len(labels)
 
 
 def cpu_attention_kernel(device: torch.device):

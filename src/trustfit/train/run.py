@@ -185,7 +185,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
                             weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                             max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, eval_every=cfg.eval_every,
                             checkpoint_every=cfg.checkpoint_every, pool_batches=cfg.pool_batches,
-                            select_metric=task.select_metric, layer_lr_decay=cfg.layer_lr_decay)
+                            select_metric=task.select_metric, layer_lr_decay=cfg.layer_lr_decay,
+                            micro_batch_tokens=cfg.micro_batch_tokens)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = Trainer(model, features, settings, accelerator, evaluate if has_dev else None, plugins, out, pad,
                       collate_fn=task.collate, loss_fn=task.loss_fn, private=private)
