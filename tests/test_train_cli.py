@@ -257,6 +257,14 @@ def test_instruction_set_caps_hide_native_bf16():
         assert prec == "fp32" and "capped by ONEDNN_MAX_CPU_ISA=AVX2" in why
 
 
+def test_training_bounds_onednn_kernel_cache_unless_the_user_set_it():
+    from trustfit.hardware import ONEDNN_CACHE_VAR, TRAINING_ONEDNN_CACHE, bound_onednn_cache
+
+    env: dict[str, str] = {}
+    assert bound_onednn_cache(env) == str(TRAINING_ONEDNN_CACHE) and env == {ONEDNN_CACHE_VAR: "0"}
+    assert bound_onednn_cache({ONEDNN_CACHE_VAR: "256"}) == "256"  # the user's setting wins
+
+
 def test_attention_dropout_reaches_every_attention_module(tiny_model_dir, conll_slices, tmp_path):
     import torch
 
@@ -291,6 +299,8 @@ def test_cpu_run_with_document_margins_prints_the_speed_tip(tiny_model_dir, conl
     r = runner.invoke(app, loud)
     assert r.exit_code == 0, r.output
     assert r.output.count(tip) == 1 and "document context of 32 sub-tokens a side around packs of 64" in r.output
+    cache = json.loads((tmp_path / "c32" / "train_summary.json").read_text())["hardware"]["onednn_primitive_cache"]
+    assert f"oneDNN kernel cache {cache} shapes" in r.output
     off = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "c0", "--max-steps", "1",
                                  "--context-tokens", "0") if a != "--quiet"]
     r = runner.invoke(app, off)

@@ -100,3 +100,21 @@ def precision_choice(precision: str, cpuinfo: str | None = None, env: dict | Non
 def resolve_precision(precision: str) -> str:
     """The precision a run uses (see `precision_choice` for why)."""
     return precision_choice(precision)[0]
+
+
+
+# oneDNN (PyTorch's bf16 CPU kernels) caches a compiled kernel and its scratch memory for every
+# shape it meets, 1,024 by default. Training meets hundreds of shapes (inputs of varying length in
+# batches of varying size) and seldom the same one twice in a row: there the full cache held
+# about 650 MB and made steps slower, not faster (bench/RESULTS.md, "Peak memory"). Prediction
+# repeats its shapes, and keeps oneDNN's default.
+ONEDNN_CACHE_VAR = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+TRAINING_ONEDNN_CACHE = 0
+
+
+def bound_onednn_cache(env: dict | None = None) -> str:
+    """For a training process: oneDNN's kernel cache at TRAINING_ONEDNN_CACHE entries unless the
+    user set ONEDNN_PRIMITIVE_CACHE_CAPACITY. oneDNN reads it when it first builds a kernel, so it
+    holds only where the process has not run a bf16 product yet. Returns the capacity in force."""
+    env = os.environ if env is None else env
+    return env.setdefault(ONEDNN_CACHE_VAR, str(TRAINING_ONEDNN_CACHE))

@@ -122,8 +122,9 @@ def accelerator_for(cfg: TrainConfig):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from trustfit.hardware import resolve_precision
+    from trustfit.hardware import bound_onednn_cache, resolve_precision
 
+    bound_onednn_cache()  # a client trains: see hardware.TRAINING_ONEDNN_CACHE
     precision = resolve_precision(cfg.precision)
     AcceleratorState._reset_state(reset_partial_state=False)
     acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())

@@ -12,7 +12,7 @@ from typing import Any
 
 from trustfit.config import TrainConfig
 from trustfit.errors import ConfigError, OutputError
-from trustfit.hardware import cpu_info, precision_choice
+from trustfit.hardware import bound_onednn_cache, cpu_info, precision_choice
 
 RUN_CONFIG = "run_config.json"
 # settings that may change between a run and its resumption
@@ -59,6 +59,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
           extra_plugins: list[Any] | None = None) -> dict[str, Any]:
     """Fine-tune as `cfg` says; returns a summary (also written to train_summary.json).
     `extra_plugins` (e.g. an experiment tracker) join the loop's own."""
+    kernel_cache = bound_onednn_cache()
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -97,7 +98,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     if canaries is not None and is_main:
         write_canaries(out, canaries)
     if is_main:
-        _say(quiet)(f"precision {precision_reason}")
+        kernels = (f"; oneDNN kernel cache {kernel_cache} shapes (ONEDNN_PRIMITIVE_CACHE_CAPACITY: training meets "
+                   "too many shapes for a cache to pay)" if accelerator.device.type == "cpu" else "")
+        _say(quiet)(f"precision {precision_reason}{kernels}")
         if _context_is_costly(cfg, task, accelerator.device):
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
                         f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 35-40 % more peak "
@@ -201,7 +204,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         "history": state.history, "select_metric": task.select_metric,
         "processes": accelerator.num_processes, "device": str(device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
-        "hardware": {"precision_reason": precision_reason, "cpu": cpu_info(), "torch": torch.__version__},
+        "hardware": {"precision_reason": precision_reason, "cpu": cpu_info(), "torch": torch.__version__,
+                     "onednn_primitive_cache": int(kernel_cache)},
     }
     if adversary is not None:
         summary["adversarial"] = adversary.summary(state.step, state.train_seconds)
