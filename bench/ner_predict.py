@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--quick", action="store_true", help="800 sentences instead of all 3,250")
     ap.add_argument("--sentences", type=int, default=None)
+    ap.add_argument("--runtimes", default="auto,fp32,int8,onnx,onnx-int8",
+                    help="trustfit's runtimes to measure, comma-separated; the first is the default's row")
+    ap.add_argument("--name", default=None, help="results file name (default ner_predict[_quick][_avx2])")
     add_emulate_option(ap)
     args = ap.parse_args()
     emulate_cpu(args.emulate)  # before torch is imported: ATen reads its cap once
@@ -81,7 +84,7 @@ def main() -> None:
     lines = [" ".join(s.tokens) for s in corpus.sentences]
     words = corpus.n_words
     res: dict = {"model": model, "sentences": len(lines), "words": words, "torch_threads": torch.get_num_threads(),
-                 "trustfit": runtime_table(model, corpus)}
+                 "trustfit": runtime_table(model, corpus, tuple(args.runtimes.split(",")))}
 
     def timed(fn) -> float:
         t0 = time.perf_counter()
@@ -104,7 +107,7 @@ def main() -> None:
              for k, v in res["trustfit"].items()]
     rows.append(["pipeline, one sentence a call", f"{res['pipeline_one_at_a_time']:.0f}", "", ""])
     rows.append(["pipeline, batch_size=32", f"{res['pipeline_batch_32']:.0f}", "", "1.00x"])
-    name = "ner_predict" + ("_quick" if args.quick else "") + (f"_{args.emulate}" if args.emulate else "")
+    name = args.name or "ner_predict" + ("_quick" if args.quick else "") + (f"_{args.emulate}" if args.emulate else "")
     write_results(name, res, rows)
 
 
