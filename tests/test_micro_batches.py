@@ -56,6 +56,7 @@ def test_only_plugins_that_implement_on_backward_add_gradients():
 
 def _gradients(model_dir, feats, budget, plugins=()):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     from trustfit.data.schema import LabelSchema
     from trustfit.models.backbone import load_token_classifier
@@ -69,7 +70,8 @@ def _gradients(model_dir, feats, budget, plugins=()):
     s = LoopSettings(epochs=1, max_steps=None, batch_size=len(feats), lr=0.0, weight_decay=0.0, warmup_ratio=0,
                      max_grad_norm=0, seed=0, eval_every=None, checkpoint_every=10, pool_batches=1,
                      save_checkpoints=False, micro_batch_tokens=budget)
-    trainer = Trainer(model, feats, s, Accelerator(cpu=True), None, list(plugins), model_dir)
+    AcceleratorState._reset_state(reset_partial_state=False)  # fp32: an earlier test's bf16 state would linger
+    trainer = Trainer(model, feats, s, Accelerator(cpu=True, mixed_precision="no"), None, list(plugins), model_dir)
     seen = []
     trainer.collate_fn = lambda part, pad: seen.append(len(part)) or __import__(
         "trustfit.encode.batching", fromlist=["collate"]).collate(part, pad)
