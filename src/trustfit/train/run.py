@@ -103,7 +103,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         _say(quiet)(f"precision {precision_reason}{kernels}")
         if _context_is_costly(cfg, task, accelerator.device):
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
-                        f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 35-40 % more peak "
+                        f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 30 % more peak "
                         "memory); --context-tokens 0 keeps the packs (their sentences still see each other) without "
                         "margins: about 2x faster, dev F1 0.3 lower over 3 seeds (bench/RESULTS.md)")
 
