@@ -46,7 +46,8 @@ class TrainConfig(BaseModel):
     micro_batch_tokens: Optional[int] = Field(None, ge=1, description="run each batch's forward and backward in "
                                               "passes of at most this many padded sub-tokens and add their "
                                               "gradients: the same step with less activation memory; "
-                                              "none = one pass")
+                                              "none = one pass. Not under DP (its own physical batches) nor "
+                                              "with adversarial training (its passes need the whole batch)")
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(1.0, ge=0)
     layer_lr_decay: float = Field(0.8, gt=0, le=1, description="layer-wise lr decay: encoder layer l of L trains at "

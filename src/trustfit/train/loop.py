@@ -244,7 +244,8 @@ class Trainer:
     def _plain_step(self, feats: list[Any]):
         """One optimizer step over `feats`: forward and backward in micro-batches of at most
         `micro_batch_tokens` padded sub-tokens (less activation memory, the same gradient: each
-        pass's mean loss is weighted by its share of the labels), then clip and step."""
+        pass's mean loss is weighted by its share of the labels; with class weights in the loss,
+        nearly the same), then clip and step."""
         st, t = self.state, time.perf_counter()
         # plugins that add to the gradients per backward (adversarial, proximal) see the whole batch
         budget = None if any(map(adds_gradients, self.plugins)) else self.settings.micro_batch_tokens

@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         "processes": accelerator.num_processes, "device": str(device), "precision": precision,
         "torch_threads": torch.get_num_threads(),
         "hardware": {"precision_reason": precision_reason, "cpu": cpu_info(), "torch": torch.__version__,
-                     "onednn_primitive_cache": int(kernel_cache)},
+                     "onednn_primitive_cache": int(kernel_cache) if kernel_cache.isdigit() else kernel_cache},
     }
     if adversary is not None:
         summary["adversarial"] = adversary.summary(state.step, state.train_seconds)
