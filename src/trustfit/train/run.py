@@ -99,7 +99,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         write_canaries(out, canaries)
     if is_main:
         kernels = (f"; oneDNN kernel cache {kernel_cache} shapes (ONEDNN_PRIMITIVE_CACHE_CAPACITY: training meets "
-                   "too many shapes for a cache to pay)" if accelerator.device.type == "cpu" else "")
+                   "too many shapes for a larger cache to pay for its memory)" if accelerator.device.type == "cpu"
+                   else "")
         _say(quiet)(f"precision {precision_reason}{kernels}")
         if _context_is_costly(cfg, task, accelerator.device):
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
