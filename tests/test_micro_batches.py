@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from trustfit.encode.batching import collate
 from trustfit.encode.windows import Feature
 from trustfit.train.loop import adds_gradients, label_count, split_by_tokens
 from trustfit.train.plugins import Plugin, ProgressBar
@@ -73,8 +74,7 @@ def _gradients(model_dir, feats, budget, plugins=()):
     AcceleratorState._reset_state(reset_partial_state=False)  # fp32: an earlier test's bf16 state would linger
     trainer = Trainer(model, feats, s, Accelerator(cpu=True, mixed_precision="no"), None, list(plugins), model_dir)
     seen = []
-    trainer.collate_fn = lambda part, pad: seen.append(len(part)) or __import__(
-        "trustfit.encode.batching", fromlist=["collate"]).collate(part, pad)
+    trainer.collate_fn = lambda part, pad: seen.append(len(part)) or collate(part, pad)
     loss = trainer._plain_step(list(feats))
     return float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, seen
 

@@ -118,16 +118,11 @@ def round_schedule(cfg: TrainConfig, server_round: int, rounds: int, steps: int)
 
 
 def accelerator_for(cfg: TrainConfig):
-    """An accelerate Accelerator (CPU unless CUDA) and the precision the config resolves to."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
+    """An accelerate Accelerator (CPU unless CUDA) and the precision the config resolves to, set up
+    as `trustfit train` sets up its own (train.run.training_accelerator)."""
+    from trustfit.train.run import training_accelerator
 
-    from trustfit.hardware import bound_onednn_cache, resolve_precision
-
-    bound_onednn_cache()  # a client trains: see hardware.TRAINING_ONEDNN_CACHE
-    precision = resolve_precision(cfg.precision)
-    AcceleratorState._reset_state(reset_partial_state=False)
-    acc = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=not torch.cuda.is_available())
+    acc, precision, _, _ = training_accelerator(cfg.precision)
     return acc, precision
 
 

@@ -251,16 +251,16 @@ class Trainer:
         budget = None if any(map(adds_gradients, self.plugins)) else self.settings.micro_batch_tokens
         parts = [self.collate_fn(part, self.pad_id) for part in split_by_tokens(feats, budget)]
         t = st.timed("collate", t)
-        counts = [label_count(b) for b in parts]
-        total, loss_sum = max(sum(counts), 1), 0.0
+        shares = label_shares(parts) if len(parts) > 1 else [None]
+        loss_sum = 0.0
         self.model.train()
-        for i, (part, count) in enumerate(zip(parts, counts)):
+        for i, (part, share) in enumerate(zip(parts, shares)):
             batch = {k: v.to(self.accelerator.device) for k, v in part.items()}
             last = i == len(parts) - 1
             with nullcontext() if last else self.accelerator.no_sync(self.model):  # one all-reduce per step
                 loss = self.compute_loss(batch)
-                if len(parts) > 1:
-                    loss = loss * (count / total)
+                if share is not None:
+                    loss = loss * share
                 t = st.timed("forward", t)
                 self.accelerator.backward(loss)
             loss_sum = loss_sum + loss.detach()
@@ -330,6 +330,13 @@ def adds_gradients(plugin: Any) -> bool:
     """Whether `plugin` implements on_backward (adds to the gradients of the batch it is given)."""
     fn = getattr(type(plugin), "on_backward", None)
     return fn is not None and fn is not Plugin.on_backward
+
+
+def label_shares(parts: Sequence[dict]) -> list[float]:
+    """Each collated pass's share of the labels of the whole batch: the weight of its mean loss."""
+    counts = [label_count(b) for b in parts]
+    total = max(sum(counts), 1)
+    return [c / total for c in counts]
 
 
 def label_count(batch: dict) -> int:

@@ -59,10 +59,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
           extra_plugins: list[Any] | None = None) -> dict[str, Any]:
     """Fine-tune as `cfg` says; returns a summary (also written to train_summary.json).
     `extra_plugins` (e.g. an experiment tracker) join the loop's own."""
-    kernel_cache = bound_onednn_cache()
     import torch
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from safetensors.torch import load_model
 
@@ -72,13 +69,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     from trustfit.train.loop import LoopSettings, Trainer
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
-    precision, precision_reason = precision_choice(cfg.precision)
-    # several runs in one process (notebooks, benchmarks) may differ in precision: reset the
-    # mixed-precision singleton, keep the process group (PartialState)
-    AcceleratorState._reset_state(reset_partial_state=False)
-    # cpu=True on machines without CUDA lets accelerate form a gloo process group under torchrun
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no",
-                              cpu=not torch.cuda.is_available())
+    accelerator, precision, precision_reason, kernel_cache = training_accelerator(cfg.precision)
     is_main = accelerator.is_main_process
     task = make_task(cfg)
     task.load_data()
@@ -240,6 +231,24 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     accelerator.wait_for_everyone()
     return summary
+
+
+def training_accelerator(precision: str):
+    """The accelerate Accelerator a training process runs on, the precision `precision` resolves
+    to, why, and oneDNN's kernel-cache capacity, bounded for training before anything builds a
+    kernel (hardware.bound_onednn_cache)."""
+    kernel_cache = bound_onednn_cache()
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    resolved, reason = precision_choice(precision)
+    # several runs in one process (notebooks, benchmarks) may differ in precision: reset the
+    # mixed-precision singleton, keep the process group (PartialState)
+    AcceleratorState._reset_state(reset_partial_state=False)
+    # cpu=True on machines without CUDA lets accelerate form a gloo process group under torchrun
+    accelerator = Accelerator(mixed_precision="bf16" if resolved == "bf16" else "no", cpu=not torch.cuda.is_available())
+    return accelerator, resolved, reason, kernel_cache
 
 
 def _context_is_costly(cfg: TrainConfig, task, device) -> bool:
