@@ -36,6 +36,9 @@ class Feature:
     positions: list[int]
     words: list[tuple[int, int]]
     weight: float = 1.0
+    # sub-tokens of document context (FLERT margins) before and after a pack's targets, which a
+    # pack may train without (encode.margins); a cut sentence's stride overlap is not counted
+    margins: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -140,6 +143,8 @@ def build_features(
                 l, r = _margins(counts_all, ka, kb, 0, len(flat), cut_side if cut else side, budget)
                 f = _make_feature(flat, l, ka, kb, r, sentence_labels, specials)
                 f.weight = sum(1 / len(sentence_pieces[s]) for s, _ in f.words)
+                if not cut:
+                    f.margins = (sum(counts_all[l:ka]), sum(counts_all[kb:r]))
                 features.append(f)
             continue
         for s in doc:
@@ -156,6 +161,18 @@ def build_features(
                 l, r = _margins(counts_all, ka, kb, lo_limit, hi_limit, side, budget)
                 features.append(_make_feature(flat, l, ka, kb, r, sentence_labels, specials))
     return features
+
+
+def without_margins(f: Feature, specials: Specials) -> Feature:
+    """`f` without its document-context margins: the same targets, labels and weight, as the
+    encoding with `context_tokens=0` would have packed them (a feature without margins is returned)."""
+    left, right = f.margins
+    if not left and not right:
+        return f
+    a, b = len(specials.prefix) + left, len(f.input_ids) - len(specials.suffix) - right
+    ids = list(specials.prefix) + f.input_ids[a:b] + list(specials.suffix)
+    labels = f.labels[:len(specials.prefix)] + f.labels[a:b] + f.labels[len(f.labels) - len(specials.suffix):]
+    return Feature(ids, labels, [p - left for p in f.positions], list(f.words), f.weight)
 
 
 def context_description(pack: bool, context_tokens: int, pack_tokens: int) -> str | None:

@@ -153,6 +153,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         plugins.append(WeightAverage(cfg.ema_decay))
     best = BestModel(save, metric=task.select_metric)
     plugins.append(best)
+    margin_share = _margin_share(cfg, features, tokenizer, _say(quiet) if is_main else _say(True))
+    if margin_share is not None:
+        features = margin_share.features(0)
+        plugins.append(margin_share)
     adversary = augmenter = None
     if cfg.adversarial != "none":
         from trustfit.robust.adversarial import EmbeddingAdversary
@@ -199,6 +203,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         "hardware": {"precision_reason": precision_reason, "cpu": cpu_info(), "torch": torch.__version__,
                      "onednn_primitive_cache": int(kernel_cache) if kernel_cache.isdigit() else kernel_cache},
     }
+    if margin_share is not None:
+        summary["context_share"] = margin_share.summary()
     if adversary is not None:
         summary["adversarial"] = adversary.summary(state.step, state.train_seconds)
     if augmenter is not None:
@@ -249,6 +255,21 @@ def training_accelerator(precision: str):
     # cpu=True on machines without CUDA lets accelerate form a gloo process group under torchrun
     accelerator = Accelerator(mixed_precision="bf16" if resolved == "bf16" else "no", cpu=not torch.cuda.is_available())
     return accelerator, resolved, reason, kernel_cache
+
+
+def _margin_share(cfg: TrainConfig, features: list, tokenizer, say):
+    """The plugin that trains a share of the packs without their margins (cfg.context_share < 1),
+    or None: every pack keeps them, or none has any."""
+    if cfg.context_share >= 1 or not any(getattr(f, "margins", (0, 0)) != (0, 0) for f in features):
+        return None
+    if cfg.augment or cfg.cda:
+        say(f"context_share {cfg.context_share}: every pack keeps its margins, since augmented copies are built "
+            "per epoch from the encoded data")
+        return None
+    from trustfit.encode.tokenize import tokenizer_specials
+    from trustfit.train.margins import MarginShare
+
+    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, cfg.seed)
 
 
 def _context_is_costly(cfg: TrainConfig, task, device) -> bool:

@@ -1,0 +1,39 @@
+"""Document-context margins on a share of the packs: each epoch a fresh random share of the packs
+trains with their FLERT margins and the rest without (half the sub-tokens on CPU), so a run pays
+for margins only on that share while the model still learns to read them at prediction, which
+always feeds them."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+from trustfit.encode.windows import Feature, Specials, without_margins
+from trustfit.train.plugins import EpochData
+
+
+class MarginShare(EpochData):
+    """Per epoch, `share` of the packs that have margins keep them (chosen deterministically in
+    (seed, epoch), so a resumed or 2-process run trains the same inputs); the rest are fed
+    without (encode.windows.without_margins)."""
+
+    def __init__(self, features: Sequence[Feature], specials: Specials, share: float, seed: int) -> None:
+        if not 0 <= share <= 1:
+            raise ValueError(f"context share {share} is outside [0, 1]")
+        self.with_margins = list(features)
+        self.bare = [without_margins(f, specials) for f in self.with_margins]
+        self.share, self.seed = share, seed
+        self.stats: dict[int, dict[str, Any]] = {}
+
+    def build(self, epoch: int) -> list[Feature]:
+        framed = [i for i, f in enumerate(self.with_margins) if f.margins != (0, 0)]
+        keep = set(random.Random(f"margins:{self.seed}:{epoch}").sample(framed, round(self.share * len(framed))))
+        feats = [self.with_margins[i] if i in keep else self.bare[i] for i in range(len(self.bare))]
+        self.stats[epoch] = {"packs_with_margins": len(keep), "packs_without": len(framed) - len(keep),
+                             "sub_tokens": sum(len(f) for f in feats),
+                             "sub_tokens_all_margins": sum(len(f) for f in self.with_margins)}
+        return feats
+
+    def summary(self) -> dict[str, Any]:
+        """What each epoch fed (train_summary.json's `context_share`)."""
+        return {"share": self.share, "epochs": {str(e): s for e, s in sorted(self.stats.items())}}

@@ -1,0 +1,70 @@
+"""Packs trained with and without their document-context margins (--context-share): a pack
+stripped of its margins is the pack the margin-free encoding builds, the share is exact and
+deterministic per (seed, epoch), and a run records what each epoch fed."""
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustfit.encode.align import IGNORE_INDEX
+from trustfit.encode.windows import Specials, build_features, without_margins
+from trustfit.train.margins import MarginShare
+from tests.test_align_windows import documents
+
+SPECIALS = Specials(prefix=[101], suffix=[102])
+
+
+@settings(max_examples=150, deadline=None)
+@given(documents(), st.integers(92, 160), st.sampled_from([8, 32]))
+def test_a_pack_without_margins_is_the_margin_free_encoding(data, max_length, context):
+    sentences, labels, docs = data
+    framed = build_features(sentences, labels, docs, SPECIALS, max_length, context, stride=context, pack=True,
+                            pack_tokens=24)
+    bare = build_features(sentences, labels, docs, SPECIALS, max_length, 0, stride=context, pack=True, pack_tokens=24)
+    assert len(framed) == len(bare)
+    for f, g in zip(framed, bare):
+        s = without_margins(f, SPECIALS)
+        assert (s.input_ids, s.labels, s.positions, s.words, s.weight) == (
+            g.input_ids, g.labels, g.positions, g.words, g.weight)
+        assert s.margins == (0, 0) and len(f) - len(s) == sum(f.margins)
+        # the labels sit where they sat, on the same sub-tokens
+        assert [f.labels[p + f.margins[0]] for p in s.positions] == [s.labels[p] for p in s.positions]
+        assert sum(1 for x in s.labels if x != IGNORE_INDEX) == sum(1 for x in f.labels if x != IGNORE_INDEX)
+
+
+def _packs():
+    sentences = [[[1000 + 100 * s + w] for w in range(10)] for s in range(12)]
+    labels = [[1] * 10 for _ in sentences]
+    return build_features(sentences, labels, [list(range(12))], SPECIALS, 128, 8, pack=True, pack_tokens=20)
+
+
+def test_the_share_is_exact_and_drawn_afresh_each_epoch():
+    feats = _packs()
+    framed = sum(1 for f in feats if f.margins != (0, 0))
+    assert framed == len(feats) == 6
+    half = MarginShare(feats, SPECIALS, 0.5, seed=3)
+    e0, e1 = half.features(0), half.features(1)
+    kept = [[g is f for f, g in zip(feats, e)] for e in (e0, e1)]
+    assert sum(kept[0]) == sum(kept[1]) == 3 and kept[0] != kept[1]
+    assert [g.input_ids for g in MarginShare(feats, SPECIALS, 0.5, seed=3).features(1)] == [g.input_ids for g in e1]
+    assert [g.weight for g in e0] == [f.weight for f in feats] and [g.words for g in e0] == [f.words for f in feats]
+    assert half.stats[0]["sub_tokens"] < half.stats[0]["sub_tokens_all_margins"]
+    assert all(g is f for f, g in zip(feats, MarginShare(feats, SPECIALS, 1.0, 0).features(0)))
+    assert all(g.margins == (0, 0) for g in MarginShare(feats, SPECIALS, 0.0, 0).features(0))
+
+
+def test_a_run_with_a_share_records_each_epoch(tmp_path, tiny_model_dir, conll_slices):
+    from tests.test_ner_accuracy_levers import _cli_ok
+
+    train, dev = conll_slices
+    out = tmp_path / "m"
+    _cli_ok(["train", "--model", tiny_model_dir, "--train", train, "--dev", dev, "--out", out, "--batch-size", "16",
+             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-share", "0.25"])
+    share = json.loads((out / "train_summary.json").read_text())["context_share"]
+    assert share["share"] == 0.25 and set(share["epochs"]) == {"0", "1"}
+    for e in share["epochs"].values():
+        n = e["packs_with_margins"] + e["packs_without"]
+        assert n > 0 and e["packs_with_margins"] == round(0.25 * n)
+        assert e["sub_tokens"] < e["sub_tokens_all_margins"]
+    assert json.loads((out / "trustfit.json").read_text())["config"]["context_share"] == 0.25
