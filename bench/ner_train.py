@@ -118,7 +118,7 @@ def trustfit_side(args) -> dict:
     return {"words_per_second": s["words_per_second"], "train_seconds": s["train_seconds"], "wall_seconds": wall,
             "dev_f1": s["dev"]["entity"]["micro"]["f1"], "history": s["history"], "peak_rss_mb": peak_rss_mb(),
             "phase_seconds": s["phase_seconds"],
-            "precision": s["precision"], "context_tokens": cfg.context_tokens, "pack": cfg.pack,
+            "precision": s["precision"], "context_tokens": cfg.context_tokens, "context_share": cfg.context_share, "pack": cfg.pack,
             "pack_tokens": cfg.pack_tokens, "stride": cfg.stride, "overrides": overrides}
 
 
@@ -179,7 +179,8 @@ def main() -> None:
               **{f"baseline_hf_trainer_{key}": variants.get(key) for key in BASELINE_VARIANTS},
               "bench_seconds": time.perf_counter() - t0}
     rows = [["", "words/s", "dev entity F1 (strict IOB2)", "peak RSS MB", "train s"],
-            [f"trustfit ({ours['precision']}, context {ours['context_tokens']}, "
+            [f"trustfit ({ours['precision']}, context {ours['context_tokens']}"
+             f"{'' if ours.get('context_share', 1) == 1 else ' on ' + format(ours['context_share'], '.0%') + ' of packs'}, "
              f"{'packs of ' + str(ours['pack_tokens']) if ours['pack'] else 'per sentence'})", f"{ours['words_per_second']:.0f}",
              f"{100 * ours['dev_f1']:.2f}", f"{ours['peak_rss_mb']:.0f}", f"{ours['train_seconds']:.0f}"]]
     if base:

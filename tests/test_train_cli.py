@@ -286,6 +286,28 @@ def test_attention_dropout_reaches_every_attention_module(tiny_model_dir, conll_
     assert set_attention_dropout(other, 0.0) == 0 and other[1].p == 0.1  # nothing to set: left as it was
 
 
+def test_every_party_builds_the_model_with_the_recipes_attention_dropout(tiny_model_dir, conll_slices, tmp_path):
+    """The task's build_model sets the attention dropout, so a run and a federated party (which
+    builds through build_global_model) train the same recipe; a model without any says so once."""
+    import torch
+
+    from trustfit.config import TrainConfig
+    from trustfit.federated.local import build_global_model
+    from trustfit.tasks import make_task, with_recipe
+
+    train, dev = conll_slices
+    task = make_task(TrainConfig(task="ner", train=str(train), dev=str(dev), out=str(tmp_path), attention_dropout=0.3))
+    task.load_data()
+    model = build_global_model(task, str(tiny_model_dir), "all", seed=0)
+    probs = [m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and "attention.self" in name]
+    assert probs and all(p == 0.3 for p in probs) and model.config.attention_probs_dropout_prob == 0.3
+    assert task.notes == []
+    plain = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with_recipe(plain, task.cfg, task.notes)
+    with_recipe(plain, task.cfg, task.notes)
+    assert len(task.notes) == 1 and "Sequential has no attention dropout" in task.notes[0]
+
+
 def test_cpu_run_with_document_margins_prints_the_speed_tip(tiny_model_dir, conll_slices, tmp_path):
     """On a CPU the FLERT margins halve the words/s: the run says so once, naming the option, and
     says nothing when the margins are off."""

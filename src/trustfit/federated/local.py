@@ -48,19 +48,16 @@ def load_client_task(cfg: TrainConfig, labels: list[str]):
     return task
 
 
-def build_global_model(task, source: str, federate_params: str, seed: int, attention_dropout: float | None = None):
+def build_global_model(task, source: str, federate_params: str, seed: int):
     """The model every party builds the same way: backbone + head with the server's labels (and
-    the recipe's attention dropout), the shared parameters (federate_params, as --dp-train)
-    trainable, the rest frozen."""
+    the recipe's attention dropout: the task's build_model), the shared parameters
+    (federate_params, as --dp-train) trainable, the rest frozen."""
     from accelerate.utils import set_seed
 
-    from trustfit.models.backbone import set_attention_dropout
     from trustfit.privacy.params import select_trainable
 
     set_seed(seed)
     model = task.build_model(source)
-    if attention_dropout is not None:
-        set_attention_dropout(model, attention_dropout)
     model, _ = select_trainable(model, federate_params)
     return model
 
@@ -148,7 +145,7 @@ def client_model(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarr
     task = load_client_task(cfg, labels)
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
-    model = build_global_model(task, source, federate_params, cfg.seed, cfg.attention_dropout)
+    model = build_global_model(task, source, federate_params, cfg.seed)
     load_shared(model, arrays)
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
     return ClientModel(task, model, tokenizer, max_length, acc, precision)

@@ -36,7 +36,7 @@ def run_server(grid: Grid, settings: FederatedSettings) -> dict[str, Any]:
     task.load_eval(settings.labels)
     source = resolve_model_source(cfg.model)
     tokenizer = load_tokenizer(source)
-    model = build_global_model(task, source, settings.federate_params, cfg.seed, cfg.attention_dropout)
+    model = build_global_model(task, source, settings.federate_params, cfg.seed)
     task.max_length = cfg.max_length or model_max_length(tokenizer, model.config)
     initial = shared_state(model)
     central: dict[int, dict[str, float]] = {}

@@ -39,6 +39,7 @@ class ClassifyTask:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.max_length: int | None = None
+        self.notes: list[str] = []
         self.temperature = 1.0
         self.truncated = 0
         self.loss_fn = None
@@ -82,8 +83,9 @@ class ClassifyTask:
 
     def build_model(self, source: str):
         from trustfit.models.backbone import load_sequence_classifier
+        from trustfit.tasks import with_recipe
 
-        return load_sequence_classifier(source, self.labels)
+        return with_recipe(load_sequence_classifier(source, self.labels), self.cfg, self.notes)
 
     def encode(self, tokenizer, max_length: int) -> list:
         from trustfit.encode.text import encode_texts

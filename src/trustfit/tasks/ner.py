@@ -26,6 +26,7 @@ class NerTask:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.max_length: int | None = None
+        self.notes: list[str] = []
 
     def load_data(self, labels: list[str] | None = None) -> None:
         """Read train (and dev); the labels are learned from train unless given (a federated
@@ -49,8 +50,9 @@ class NerTask:
 
     def build_model(self, source: str):
         from trustfit.models.backbone import load_token_classifier
+        from trustfit.tasks import with_recipe
 
-        return load_token_classifier(source, self.schema)
+        return with_recipe(load_token_classifier(source, self.schema), self.cfg, self.notes)
 
     def encode(self, tokenizer, max_length: int) -> list:
         from trustfit.encode.tokenize import encode_corpus

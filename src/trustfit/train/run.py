@@ -96,17 +96,15 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         if _context_is_costly(cfg, task, accelerator.device):
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
                         f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 30 % more peak "
-                        "memory); --context-tokens 0 keeps the packs (their sentences still see each other) without "
-                        "margins: about 2x faster, dev F1 0.3 lower over 3 seeds (bench/RESULTS.md)")
+                        "memory); --context-share 0.25 feeds them to a quarter of the packs: about 1.4x faster, hold-out F1 "
+                        "kept, dev F1 0.4 lower; --context-tokens 0 keeps the packs (their sentences still see each "
+                        "other) without margins: about 2x faster, dev F1 0.3 and hold-out 0.7 lower (3 seeds each, "
+                        "bench/RESULTS.md)")
 
     set_seed(cfg.seed)
     model = task.build_model(source)
-    if cfg.attention_dropout is not None:
-        from trustfit.models.backbone import set_attention_dropout
-
-        if not set_attention_dropout(model, cfg.attention_dropout) and is_main:
-            _say(quiet)(f"attention_dropout {cfg.attention_dropout}: {type(model).__name__} has no attention dropout "
-                        "trustfit can set (an nn.Dropout inside an *Attention module); it keeps its own")
+    for note in task.notes if is_main else []:
+        _say(quiet)(note)
     max_length = cfg.max_length or model_max_length(tokenizer, model.config)
     trained_parameters = None
     if cfg.dp:
@@ -275,8 +273,8 @@ def _margin_share(cfg: TrainConfig, features: list, tokenizer, say):
 def _context_is_costly(cfg: TrainConfig, task, device) -> bool:
     """Whether FLERT margins dominate this run's cost: packed NER documents on a CPU, where margins
     of 32 double the sub-tokens fed (measured 1.9x words/s without them in bf16, 2.1x in fp32)."""
-    return (cfg.task == "ner" and cfg.pack and cfg.context_tokens > 0 and device.type == "cpu"
-            and task.train.has_documents)
+    return (cfg.task == "ner" and cfg.pack and cfg.context_tokens > 0 and cfg.context_share == 1
+            and device.type == "cpu" and task.train.has_documents)
 
 
 def _say(quiet: bool):
