@@ -52,6 +52,9 @@ def test_the_share_is_exact_and_drawn_afresh_each_epoch():
     assert half.stats[0]["sub_tokens"] < half.stats[0]["sub_tokens_all_margins"]
     assert all(g is f for f, g in zip(feats, MarginShare(feats, SPECIALS, 1.0, 0).features(0)))
     assert all(g.margins == (0, 0) for g in MarginShare(feats, SPECIALS, 0.0, 0).features(0))
+    late = MarginShare(feats, SPECIALS, 1.0, seed=0, from_epoch=2)  # context late: the last of 3 epochs
+    assert [sum(g is f for f, g in zip(feats, late.features(e))) for e in range(3)] == [0, 0, 6]
+    assert [late.stats[e]["share"] for e in range(3)] == [0.0, 0.0, 1.0]
 
 
 def test_a_run_with_a_share_records_each_epoch(tmp_path, tiny_model_dir, conll_slices):
@@ -68,3 +71,15 @@ def test_a_run_with_a_share_records_each_epoch(tmp_path, tiny_model_dir, conll_s
         assert n > 0 and e["packs_with_margins"] == round(0.25 * n)
         assert e["sub_tokens"] < e["sub_tokens_all_margins"]
     assert json.loads((out / "trustfit.json").read_text())["config"]["context_share"] == 0.25
+
+
+def test_a_run_with_context_late_trains_without_margins_first(tmp_path, tiny_model_dir, conll_slices):
+    from tests.test_ner_accuracy_levers import _cli_ok
+
+    train, dev = conll_slices
+    out = tmp_path / "late"
+    _cli_ok(["train", "--model", tiny_model_dir, "--train", train, "--dev", dev, "--out", out, "--batch-size", "16",
+             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-from-epoch", "1"])
+    epochs = json.loads((out / "train_summary.json").read_text())["context_share"]["epochs"]
+    assert epochs["0"]["packs_with_margins"] == 0 and epochs["1"]["packs_without"] == 0
+    assert epochs["0"]["sub_tokens"] < epochs["1"]["sub_tokens"] == epochs["1"]["sub_tokens_all_margins"]

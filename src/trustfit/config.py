@@ -69,6 +69,9 @@ class TrainConfig(BaseModel):
                                  "context margins, drawn afresh each epoch; the rest train without them (half the "
                                  "sub-tokens). Prediction always feeds the margins. 1 = every pack; 0.25: 1.3-1.5x the words/s "
                                  "on CPU, hold-out F1 kept, dev F1 0.4 lower (3 seeds)")
+    context_from_epoch: int = Field(0, ge=0, description="NER: the epochs before this one (counted from 0) train "
+                                    "every pack without its margins (document context late in training); 0 = "
+                                    "margins from the start")
     max_length: Optional[int] = Field(None, ge=8)
     stride: int = Field(32, ge=0)
     pack: bool = Field(True, description="pack consecutive sentences of a document into one input, where they see "

@@ -41,6 +41,8 @@ def train(
                                                   "the packed sentences (32; 0: packs only, 2x faster on CPU)"),
     context_share: Optional[float] = typer.Option(None, "--context-share", help="NER: share of packs trained with "
                                                   "their margins, drawn each epoch (1 = all; the rest train without)"),
+    context_from_epoch: Optional[int] = typer.Option(None, "--context-from-epoch", help="NER: train without "
+                                                     "margins before this epoch (0-based; 0 = from the start)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
     pack: Optional[bool] = typer.Option(None, "--pack/--no-pack",
                                         help="NER: pack consecutive sentences of a document into "
@@ -108,7 +110,7 @@ def train(
             batch_size=batch_size, micro_batch_tokens=micro_batch_tokens, lr=lr, seed=seed,
             layer_lr_decay=layer_lr_decay, ema_decay=ema_decay,
             attention_dropout=attention_dropout, decode=decode, precision=precision, context_tokens=context_tokens,
-            context_share=context_share,
+            context_share=context_share, context_from_epoch=context_from_epoch,
             max_length=max_length, pack=pack, pack_tokens=pack_tokens, scheme=scheme, token_column=token_column, tag_column=tag_column,
             encoding=encoding, delimiter=delimiter, unknown_tags=unknown_tags, eval_every=eval_every,
             checkpoint_every=checkpoint_every, patience=patience, format=format, text_column=text_column,

@@ -13,27 +13,30 @@ from trustfit.train.plugins import EpochData
 
 
 class MarginShare(EpochData):
-    """Per epoch, `share` of the packs that have margins keep them (chosen deterministically in
-    (seed, epoch), so a resumed or 2-process run trains the same inputs); the rest are fed
-    without (encode.windows.without_margins)."""
+    """Per epoch from `from_epoch` on, `share` of the packs that have margins keep them (chosen
+    deterministically in (seed, epoch), so a resumed or 2-process run trains the same inputs); the
+    rest, and every pack of the epochs before (context late in training), are fed without
+    (encode.windows.without_margins)."""
 
-    def __init__(self, features: Sequence[Feature], specials: Specials, share: float, seed: int) -> None:
+    def __init__(self, features: Sequence[Feature], specials: Specials, share: float, seed: int,
+                 from_epoch: int = 0) -> None:
         if not 0 <= share <= 1:
             raise ValueError(f"context share {share} is outside [0, 1]")
         self.with_margins = list(features)
         self.bare = [without_margins(f, specials) for f in self.with_margins]
-        self.share, self.seed = share, seed
+        self.share, self.seed, self.from_epoch = share, seed, from_epoch
         self.stats: dict[int, dict[str, Any]] = {}
 
     def build(self, epoch: int) -> list[Feature]:
         framed = [i for i, f in enumerate(self.with_margins) if f.margins != (0, 0)]
-        keep = set(random.Random(f"margins:{self.seed}:{epoch}").sample(framed, round(self.share * len(framed))))
+        share = self.share if epoch >= self.from_epoch else 0.0
+        keep = set(random.Random(f"margins:{self.seed}:{epoch}").sample(framed, round(share * len(framed))))
         feats = [self.with_margins[i] if i in keep else self.bare[i] for i in range(len(self.bare))]
-        self.stats[epoch] = {"packs_with_margins": len(keep), "packs_without": len(framed) - len(keep),
+        self.stats[epoch] = {"share": share, "packs_with_margins": len(keep), "packs_without": len(framed) - len(keep),
                              "sub_tokens": sum(len(f) for f in feats),
                              "sub_tokens_all_margins": sum(len(f) for f in self.with_margins)}
         return feats
 
     def summary(self) -> dict[str, Any]:
         """What each epoch fed (train_summary.json's `context_share`)."""
-        return {"share": self.share, "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
+        return {"share": self.share, "from_epoch": self.from_epoch, "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
