@@ -109,7 +109,8 @@ def same_run(run: dict, overrides: dict, name: str) -> bool:
 
     skip = {"train", "dev", "out", "seed", "epochs", "checkpoint_every", *overrides}
     today = TrainConfig(train=run["config"]["train"], out="-").model_dump()  # defaults as validators set them
-    return all(run["config"].get(k) == v for k, v in today.items() if k not in skip)
+    # a setting the kept run did not record did not exist then: it ran as today's default does
+    return all(run["config"].get(k, v) == v for k, v in today.items() if k not in skip)
 
 
 def agreement(runs: list[dict]) -> float | None:
