@@ -83,3 +83,21 @@ def test_a_run_with_context_late_trains_without_margins_first(tmp_path, tiny_mod
     epochs = json.loads((out / "train_summary.json").read_text())["context_share"]["epochs"]
     assert epochs["0"]["packs_with_margins"] == 0 and epochs["1"]["packs_without"] == 0
     assert epochs["0"]["sub_tokens"] < epochs["1"]["sub_tokens"] == epochs["1"]["sub_tokens_all_margins"]
+
+
+def test_a_federated_party_trains_the_share_too(tmp_path, tiny_model_dir, conll_slices, monkeypatch):
+    from trustfit.config import TrainConfig
+    from trustfit.data.schema import LabelSchema
+    from trustfit.federated.local import build_global_model, load_client_task, shared_state, train_round
+    from trustfit.tasks.ner import read_ner_corpus
+
+    built = []
+    original = MarginShare.build
+    monkeypatch.setattr(MarginShare, "build", lambda self, epoch: built.append((self.share, epoch)) or original(self, epoch))
+    train, _ = conll_slices
+    cfg = TrainConfig(task="ner", train=str(train), out=str(tmp_path), model=str(tiny_model_dir), epochs=1,
+                      batch_size=16, precision="fp32", context_share=0.5)
+    labels = list(LabelSchema.from_corpus(read_ner_corpus(str(train), cfg)).labels)
+    arrays = shared_state(build_global_model(load_client_task(cfg, labels), str(tiny_model_dir), "all", seed=0))
+    result = train_round(cfg, labels, arrays, "all", server_round=1, rounds=1)
+    assert built == [(0.5, 0)] and result.metrics["steps"] > 0

@@ -37,7 +37,7 @@ class Feature:
     words: list[tuple[int, int]]
     weight: float = 1.0
     # sub-tokens of document context (FLERT margins) before and after a pack's targets, which a
-    # pack may train without (encode.margins); a cut sentence's stride overlap is not counted
+    # pack may train without (train.margins); a cut sentence's stride overlap is not counted
     margins: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:

@@ -157,6 +157,7 @@ def train_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarra
     """Train the global weights `arrays` for cfg.epochs local epochs on cfg.train; `privacy` is
     the client's accountant state from its earlier rounds (None at first)."""
     from trustfit.train.loop import LoopSettings, Trainer
+    from trustfit.train.margins import margin_share_for
     from trustfit.train.plugins import ProgressBar
 
     c = client_model(cfg, labels, arrays, federate_params)
@@ -164,6 +165,10 @@ def train_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarra
     features = task.encode(c.tokenizer, c.max_length)
     seed = cfg.seed + 1000 * server_round  # fresh batches (and Poisson draws) every round
     plugins: list[Any] = [ProgressBar(enabled=not quiet)]
+    margin_share = margin_share_for(cfg, features, c.tokenizer, seed, lambda m: None)
+    if margin_share is not None:
+        features = margin_share.features(0)
+        plugins.append(margin_share)
     private = None
     if cfg.dp:
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -39,4 +39,21 @@ class MarginShare(EpochData):
 
     def summary(self) -> dict[str, Any]:
         """What each epoch fed (train_summary.json's `context_share`)."""
-        return {"share": self.share, "from_epoch": self.from_epoch, "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
+        return {"share": self.share, "from_epoch": self.from_epoch,
+                "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
+
+
+def margin_share_for(cfg, features: Sequence[Feature], tokenizer, seed: int, say) -> MarginShare | None:
+    """The plugin that trains a share of the packs without their margins (cfg.context_share < 1)
+    or every pack without them before cfg.context_from_epoch, for a run or a federated party
+    (`seed`: its batches' seed); None when every pack keeps them in every epoch, or none has any."""
+    every_epoch_all_packs = cfg.context_share >= 1 and cfg.context_from_epoch == 0
+    if every_epoch_all_packs or not any(getattr(f, "margins", (0, 0)) != (0, 0) for f in features):
+        return None
+    if cfg.augment or cfg.cda:
+        say(f"context_share {cfg.context_share}, context_from_epoch {cfg.context_from_epoch}: every pack keeps its "
+            "margins in every epoch, since augmented copies are built per epoch from the encoded data")
+        return None
+    from trustfit.encode.tokenize import tokenizer_specials
+
+    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, cfg.context_from_epoch)

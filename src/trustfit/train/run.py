@@ -67,6 +67,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     from trustfit.models.backbone import TRUSTFIT_META, load_tokenizer, resolve_model_source, save_model
     from trustfit.tasks import make_task
     from trustfit.train.loop import LoopSettings, Trainer
+    from trustfit.train.margins import margin_share_for
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
     accelerator, precision, precision_reason, kernel_cache = training_accelerator(cfg.precision)
@@ -151,7 +152,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         plugins.append(WeightAverage(cfg.ema_decay))
     best = BestModel(save, metric=task.select_metric)
     plugins.append(best)
-    margin_share = _margin_share(cfg, features, tokenizer, _say(quiet) if is_main else _say(True))
+    margin_share = margin_share_for(cfg, features, tokenizer, cfg.seed, _say(quiet) if is_main else _say(True))
     if margin_share is not None:
         features = margin_share.features(0)
         plugins.append(margin_share)
@@ -253,22 +254,6 @@ def training_accelerator(precision: str):
     # cpu=True on machines without CUDA lets accelerate form a gloo process group under torchrun
     accelerator = Accelerator(mixed_precision="bf16" if resolved == "bf16" else "no", cpu=not torch.cuda.is_available())
     return accelerator, resolved, reason, kernel_cache
-
-
-def _margin_share(cfg: TrainConfig, features: list, tokenizer, say):
-    """The plugin that trains a share of the packs without their margins (cfg.context_share < 1)
-    or every pack without them before cfg.context_from_epoch, or None: every pack keeps them in
-    every epoch, or none has any."""
-    if (cfg.context_share >= 1 and cfg.context_from_epoch == 0) or not any(getattr(f, "margins", (0, 0)) != (0, 0) for f in features):
-        return None
-    if cfg.augment or cfg.cda:
-        say(f"context_share {cfg.context_share}, context_from_epoch {cfg.context_from_epoch}: every pack keeps its "
-            "margins in every epoch, since augmented copies are built per epoch from the encoded data")
-        return None
-    from trustfit.encode.tokenize import tokenizer_specials
-    from trustfit.train.margins import MarginShare
-
-    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, cfg.seed, cfg.context_from_epoch)
 
 
 def _context_is_costly(cfg: TrainConfig, task, device) -> bool:
