@@ -70,7 +70,8 @@ def test_a_run_with_a_share_records_each_epoch(tmp_path, tiny_model_dir, conll_s
         n = e["packs_with_margins"] + e["packs_without"]
         assert n > 0 and e["packs_with_margins"] == round(0.25 * n)
         assert e["sub_tokens"] < e["sub_tokens_all_margins"]
-    assert json.loads((out / "trustfit.json").read_text())["config"]["context_share"] == 0.25
+    meta = json.loads((out / "trustfit.json").read_text())
+    assert meta["config"]["context_share"] == 0.25 and meta["train_has_documents"] is True
 
 
 def test_a_run_with_context_late_trains_without_margins_first(tmp_path, tiny_model_dir, conll_slices):

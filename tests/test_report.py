@@ -256,3 +256,18 @@ def test_card_html_renders_in_chromium(finished_run, tmp_path):
     im = Image.open(tmp_path / "card.png").convert("L")
     assert len(set(im.getdata())) > 20  # not blank
     shutil.copy(tmp_path / "card.png", Path("/tmp/trustfit_card.png"))
+
+
+def test_the_card_says_whether_training_saw_document_context():
+    from trustfit.report.card import limitations
+
+    def card(has_documents):
+        return {"task": "ner", "dev": None, "evaluations": [], "audits": {},
+                "training": {"train_has_documents": has_documents,
+                             "hyperparameters": {"pack": True, "context_tokens": 32, "pack_tokens": 64}}}
+
+    with_docs = " ".join(limitations(card(True)))
+    assert "Trained seeing neighbouring sentences of its document packed into inputs of up to 64" in with_docs
+    without = " ".join(limitations(card(False)))
+    assert "marks no documents (-DOCSTART-)" in without and "Trained seeing" not in without
+    assert "Trained seeing" in " ".join(limitations(card(None)))  # not recorded: the settings

@@ -76,14 +76,15 @@ def build_card(model_dir: str | Path, run_dir: str | Path | None = None, exp=Non
     }
     card["training"] = {
         "train_file": meta.get("train_file"), "dev_file": meta.get("dev_file"),
+        "train_has_documents": meta.get("train_has_documents"),  # None: not recorded (older runs, federated)
         "examples": summary.get("train_examples"), "words": summary.get("train_words"),
         "epochs_done": summary.get("epochs_done"), "steps": summary.get("steps"),
         "seconds": round(summary["train_seconds"], 1) if "train_seconds" in summary else None,
         "words_per_second": round(summary["words_per_second"]) if "words_per_second" in summary else None,
         "precision": summary.get("precision"), "device": summary.get("device"), "processes": summary.get("processes"),
         "hyperparameters": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "layer_lr_decay", "weight_decay",
-                                                     "warmup_ratio", "max_grad_norm", "seed", "context_tokens", "pack",
-                                                     "pack_tokens", "decode", "ema_decay", "class_weights", "calibrate")
+                                                     "warmup_ratio", "max_grad_norm", "seed", "context_tokens", "context_share",
+                                                     "context_from_epoch", "pack", "pack_tokens", "decode", "ema_decay", "class_weights", "calibrate")
                             if k in cfg and (k != "decode" or task == "ner")},
         "temperature": meta.get("temperature"),
         "differential_privacy": _dp_summary(meta.get("privacy")) or _client_dp_summary(meta.get("federated")),
@@ -226,7 +227,10 @@ def limitations(card: dict) -> list[str]:
     hp = tr["hyperparameters"]
     seen = (context_description(bool(hp.get("pack")), hp.get("context_tokens") or 0, hp.get("pack_tokens"))
             if task == "ner" else None)
-    if seen:
+    if seen and tr.get("train_has_documents") is False:
+        out.append(f"The training file marks no documents (-DOCSTART-): each sentence was trained alone, without "
+                   f"the document context its settings name ({seen}).")
+    elif seen:
         out.append(f"Trained seeing {seen}; plain-text input (one sentence a line, the server) has no document "
                    "context.")
     ex = card["audits"].get("explain", {})

@@ -91,7 +91,9 @@ class NerTask:
         return metrics.to_json()
 
     def meta(self) -> dict[str, Any]:
+        train = getattr(self, "train", None)  # a federated server holds no training data
         return {"task": "ner", "labels": self.labels, "scheme_in": self.cfg.scheme,
+                "train_has_documents": None if train is None else train.has_documents,
                 "encoding": {"context_tokens": self.cfg.context_tokens, "max_length": self.max_length,
                              "stride": self.cfg.stride, "pack": self.cfg.pack, "pack_tokens": self.cfg.pack_tokens,
                              "decode": self.cfg.decode}}
