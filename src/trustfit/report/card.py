@@ -83,8 +83,9 @@ def build_card(model_dir: str | Path, run_dir: str | Path | None = None, exp=Non
         "words_per_second": round(summary["words_per_second"]) if "words_per_second" in summary else None,
         "precision": summary.get("precision"), "device": summary.get("device"), "processes": summary.get("processes"),
         "hyperparameters": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "layer_lr_decay", "weight_decay",
-                                                     "warmup_ratio", "max_grad_norm", "seed", "context_tokens", "context_share",
-                                                     "context_from_epoch", "pack", "pack_tokens", "decode", "ema_decay", "class_weights", "calibrate")
+                                                     "warmup_ratio", "max_grad_norm", "seed", "context_tokens",
+                                                     "context_share", "context_from_epoch", "pack", "pack_tokens",
+                                                     "decode", "ema_decay", "class_weights", "calibrate")
                             if k in cfg and (k != "decode" or task == "ner")},
         "temperature": meta.get("temperature"),
         "differential_privacy": _dp_summary(meta.get("privacy")) or _client_dp_summary(meta.get("federated")),
