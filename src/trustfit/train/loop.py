@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from trustfit.encode.align import IGNORE_INDEX
 from trustfit.encode.batching import BucketBatchSampler, collate
 from trustfit.train.plugins import Plugin
 from trustfit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -89,6 +90,8 @@ class Trainer:
         self.features = list(features)
         self.evaluate_fn = evaluate
         self.plugins = list(plugins)
+        # plugins that add to the gradients per backward (adversarial, proximal) see the whole batch
+        self.micro_batch_tokens = None if any(map(adds_gradients, self.plugins)) else settings.micro_batch_tokens
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.pad_id = pad_id
@@ -247,9 +250,7 @@ class Trainer:
         pass's mean loss is weighted by its share of the labels; with class weights in the loss,
         nearly the same), then clip and step."""
         st, t = self.state, time.perf_counter()
-        # plugins that add to the gradients per backward (adversarial, proximal) see the whole batch
-        budget = None if any(map(adds_gradients, self.plugins)) else self.settings.micro_batch_tokens
-        parts = [self.collate_fn(part, self.pad_id) for part in split_by_tokens(feats, budget)]
+        parts = [self.collate_fn(part, self.pad_id) for part in split_by_tokens(feats, self.micro_batch_tokens)]
         t = st.timed("collate", t)
         shares = label_shares(parts) if len(parts) > 1 else [None]
         loss_sum = 0.0
@@ -344,7 +345,7 @@ def label_count(batch: dict) -> int:
     labels = batch.get("labels")
     if labels is None:
         return len(next(iter(batch.values())))
-    return int((labels != -100).sum()) if labels.ndim > 1 else len(labels)
+    return int((labels != IGNORE_INDEX).sum()) if labels.ndim > 1 else len(labels)
 
 
 def cpu_attention_kernel(device: torch.device):

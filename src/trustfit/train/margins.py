@@ -24,17 +24,19 @@ class MarginShare(EpochData):
             raise ValueError(f"context share {share} is outside [0, 1]")
         self.with_margins = list(features)
         self.bare = [without_margins(f, specials) for f in self.with_margins]
+        self.framed = [i for i, f in enumerate(self.with_margins) if f.margins != (0, 0)]
+        self.all_margins_sub_tokens = sum(len(f) for f in self.with_margins)
         self.share, self.seed, self.from_epoch = share, seed, from_epoch
         self.stats: dict[int, dict[str, Any]] = {}
 
     def build(self, epoch: int) -> list[Feature]:
-        framed = [i for i, f in enumerate(self.with_margins) if f.margins != (0, 0)]
+        framed = self.framed
         share = self.share if epoch >= self.from_epoch else 0.0
         keep = set(random.Random(f"margins:{self.seed}:{epoch}").sample(framed, round(share * len(framed))))
         feats = [self.with_margins[i] if i in keep else self.bare[i] for i in range(len(self.bare))]
         self.stats[epoch] = {"share": share, "packs_with_margins": len(keep), "packs_without": len(framed) - len(keep),
                              "sub_tokens": sum(len(f) for f in feats),
-                             "sub_tokens_all_margins": sum(len(f) for f in self.with_margins)}
+                             "sub_tokens_all_margins": self.all_margins_sub_tokens}
         return feats
 
     def summary(self) -> dict[str, Any]:
@@ -43,12 +45,16 @@ class MarginShare(EpochData):
                 "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
 
 
+def margins_throughout(cfg) -> bool:
+    """Whether `cfg` trains every pack with its margins in every epoch (no MarginShare needed)."""
+    return cfg.context_share >= 1 and cfg.context_from_epoch == 0
+
+
 def margin_share_for(cfg, features: Sequence[Feature], tokenizer, seed: int, say) -> MarginShare | None:
     """The plugin that trains a share of the packs without their margins (cfg.context_share < 1)
     or every pack without them before cfg.context_from_epoch, for a run or a federated party
     (`seed`: its batches' seed); None when every pack keeps them in every epoch, or none has any."""
-    every_epoch_all_packs = cfg.context_share >= 1 and cfg.context_from_epoch == 0
-    if every_epoch_all_packs or not any(getattr(f, "margins", (0, 0)) != (0, 0) for f in features):
+    if margins_throughout(cfg) or not any(getattr(f, "margins", (0, 0)) != (0, 0) for f in features):
         return None
     if cfg.augment or cfg.cda:
         say(f"context_share {cfg.context_share}, context_from_epoch {cfg.context_from_epoch}: every pack keeps its "
