@@ -171,8 +171,11 @@ def test_dp_training_records_its_guarantee_and_saves_a_plain_model(tmp_path, tin
     meta = json.loads((tmp_path / "m/trustfit.json").read_text())
     # the saved (best dev) model carries the epsilon spent when it was saved
     assert meta["privacy"]["steps"] == meta["best_step"] and meta["privacy"]["epsilon"] <= 2.0
-    p = json.loads((tmp_path / "m/train_summary.json").read_text())["privacy"]
+    summary = json.loads((tmp_path / "m/train_summary.json").read_text())
+    p = summary["privacy"]
     assert p["sampling"] == "poisson" and p["sample_rate"] == 16 / 60 and p["steps"] == 6
+    # DP steps split their time as plain ones do (clipping counts as backward, noise as optimizer)
+    assert all(summary["phase_seconds"][k] > 0 for k in ("collate", "forward", "backward", "optimizer"))
     assert 1.8 < p["epsilon"] <= 2.0 and p["accountant"] == "rdp" and p["delta"] == 1e-3
     assert [e["epoch"] for e in p["epochs"]] == [1, 2]  # logged each epoch
     assert not any(k.startswith("_module") or "lora" in k for k in _weights(tmp_path / "m"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -182,6 +183,7 @@ class PrivateTraining(Plugin):
 
         order = sorted(idx, key=lambda i: len(trainer.features[i]))  # less padding; the sum is the same
         losses, count = 0.0, 0
+        st, t = trainer.state, time.perf_counter()  # phase_seconds as in a plain step
         self.module.train()
         for chunk in BatchSplittingSampler(sampler=[order], max_batch_size=self.cfg.batch_size,
                                            optimizer=self.optimizer):
@@ -189,14 +191,19 @@ class PrivateTraining(Plugin):
                 for p in self.optimizer.params:
                     p.grad = torch.zeros_like(p)
             else:
-                loss = per_example_loss(self.module, self._batch(trainer, [trainer.features[i] for i in chunk]))
-                if self.clipper is not None:
+                batch = self._batch(trainer, [trainer.features[i] for i in chunk])
+                t = st.timed("collate", t)
+                loss = per_example_loss(self.module, batch)
+                t = st.timed("forward", t)
+                if self.clipper is not None:  # the per-example clipping is part of the backward
                     self.clipper.clipped_backward(loss)
                 else:
                     DPTensorFastGradientClipping(self.module, self.optimizer, loss, "mean").backward()
+                t = st.timed("backward", t)
                 losses, count = losses + float(loss.detach().sum()), count + len(chunk)
-            self.optimizer.step()
+            self.optimizer.step()  # noise is added here
             self.optimizer.zero_grad(set_to_none=True)
+            t = st.timed("optimizer", t)
         self._account(1)
         return losses / max(count, 1)
 
