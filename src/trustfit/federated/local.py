@@ -167,8 +167,7 @@ def train_round(cfg: TrainConfig, labels: list[str], arrays: dict[str, np.ndarra
     plugins: list[Any] = [ProgressBar(enabled=not quiet)]
     margin_share = margin_share_for(cfg, features, c.tokenizer, seed, lambda m: None)
     if margin_share is not None:
-        features = margin_share.features(0)
-        plugins.append(margin_share)
+        features = margin_share.join(plugins)
     private = None
     if cfg.dp:
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)

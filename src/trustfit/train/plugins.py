@@ -39,6 +39,12 @@ class EpochData(Plugin):
         self.built_epoch = epoch
         return feats
 
+    def join(self, plugins: list[Any]) -> list[Any]:
+        """Add this plugin to a run's `plugins` and return the first epoch's features, on which the
+        Trainer is built (each later epoch's come from on_epoch_start)."""
+        plugins.append(self)
+        return self.features(0)
+
     def on_epoch_start(self, trainer) -> None:
         if self.built_epoch != trainer.state.epoch:
             trainer.set_features(self.features(trainer.state.epoch))

@@ -154,8 +154,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     plugins.append(best)
     margin_share = margin_share_for(cfg, features, tokenizer, cfg.seed, _say(quiet) if is_main else _say(True))
     if margin_share is not None:
-        features = margin_share.features(0)
-        plugins.append(margin_share)
+        features = margin_share.join(plugins)
     adversary = augmenter = None
     if cfg.adversarial != "none":
         from trustfit.robust.adversarial import EmbeddingAdversary
@@ -167,15 +166,13 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
         from trustfit.robust.augment import make_augmentation
 
         augmenter = make_augmentation(cfg, task, tokenizer, max_length, features)
-        features = augmenter.features(0)
-        plugins.append(augmenter)
+        features = augmenter.join(plugins)
     cda = None
     if cfg.cda:
         from trustfit.fairness.mitigate import make_cda
 
         cda = make_cda(cfg, task, tokenizer, max_length)
-        features = cda.features(0)
-        plugins.append(cda)
+        features = cda.join(plugins)
     if private is not None:
         plugins.append(private)
     plugins += list(extra_plugins or [])
