@@ -4,6 +4,8 @@ deterministic per (seed, epoch), and a run records what each epoch fed."""
 
 import json
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,10 +82,29 @@ def test_a_run_with_context_late_trains_without_margins_first(tmp_path, tiny_mod
     train, dev = conll_slices
     out = tmp_path / "late"
     _cli_ok(["train", "--model", tiny_model_dir, "--train", train, "--dev", dev, "--out", out, "--batch-size", "16",
-             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-from-epoch", "1"])
+             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-from-epoch", "-1"])  # the last epoch
     epochs = json.loads((out / "train_summary.json").read_text())["context_share"]["epochs"]
     assert epochs["0"]["packs_with_margins"] == 0 and epochs["1"]["packs_without"] == 0
     assert epochs["0"]["sub_tokens"] < epochs["1"]["sub_tokens"] == epochs["1"]["sub_tokens_all_margins"]
+
+
+def test_context_from_the_end_counts_back_from_the_last_epoch(tmp_path):
+    """-1 is the last epoch whatever --epochs is (one epoch: margins throughout); counting back
+    past the first epoch is refused, naming the range."""
+    from trustfit.config import TrainConfig
+    from trustfit.train.margins import margins_from_epoch, margins_throughout
+
+    def cfg(**kw):
+        return TrainConfig(train="t.txt", out=str(tmp_path), **kw)
+
+    assert margins_from_epoch(cfg(epochs=3, context_from_epoch=-1)) == 2
+    assert margins_from_epoch(cfg(epochs=5, context_from_epoch=-2)) == 3
+    assert margins_from_epoch(cfg(epochs=3, context_from_epoch=1)) == 1
+    assert margins_throughout(cfg(epochs=1, context_from_epoch=-1))
+    assert not margins_throughout(cfg(epochs=2, context_from_epoch=-1))
+    with pytest.raises(ValueError, match=r"context_from_epoch -4 counts back past the first of 3 epochs: use 0 to 2, "
+                                         r"or -1 \(the last epoch\) to -3"):
+        cfg(epochs=3, context_from_epoch=-4)
 
 
 def test_a_federated_party_trains_the_share_too(tmp_path, tiny_model_dir, conll_slices, monkeypatch):

@@ -45,9 +45,16 @@ class MarginShare(EpochData):
                 "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
 
 
+def margins_from_epoch(cfg) -> int:
+    """The first epoch that trains with margins: cfg.context_from_epoch, counted back from the end
+    of cfg.epochs when negative (-1: the last epoch, whatever --epochs is)."""
+    start = cfg.context_from_epoch
+    return start if start >= 0 else max(0, cfg.epochs + start)
+
+
 def margins_throughout(cfg) -> bool:
     """Whether `cfg` trains every pack with its margins in every epoch (no MarginShare needed)."""
-    return cfg.context_share >= 1 and cfg.context_from_epoch == 0
+    return cfg.context_share >= 1 and margins_from_epoch(cfg) == 0
 
 
 def margin_share_for(cfg, features: Sequence[Feature], tokenizer, seed: int, say) -> MarginShare | None:
@@ -62,4 +69,4 @@ def margin_share_for(cfg, features: Sequence[Feature], tokenizer, seed: int, say
         return None
     from trustfit.encode.tokenize import tokenizer_specials
 
-    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, cfg.context_from_epoch)
+    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, margins_from_epoch(cfg))
