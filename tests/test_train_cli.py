@@ -153,6 +153,23 @@ def test_int8_runtimes_quantise_each_output_channel(trained, tmp_path):
         assert abs(w.astype(int)).max() <= 64 and zero_point.shape == (w.shape[1],), node.name  # 7 bits
 
 
+def test_predict_names_onnx_int8_where_pytorch_runs_fp32(trained, conll_slices, monkeypatch):
+    """Without native bf16 (here hidden by the caps --emulate avx2 sets) a large input gets one
+    tip naming --runtime onnx-int8; a small input, or another runtime, gets none."""
+    import trustfit.cli.predict as predict_cli
+
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    args = ["predict", "--model", str(trained), str(conll_slices[1]), "--format", "conll"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "onnx-int8" not in r.output  # 60 sentences: below HINT_MIN_WORDS
+    monkeypatch.setattr(predict_cli, "HINT_MIN_WORDS", 10)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and r.output.count("tip: this CPU has no native bf16, so PyTorch predicts in fp32; "
+                                               "--runtime onnx-int8") == 1
+    r = runner.invoke(app, args + ["--runtime", "onnx"])
+    assert r.exit_code == 0 and "tip:" not in r.output
+
+
 def test_refuses_output_with_another_run_unless_overwrite(trained, tiny_model_dir, conll_slices):
     r = runner.invoke(app, train_args(tiny_model_dir, *conll_slices, trained, "--max-steps", "1"))
     assert r.exit_code == 2

@@ -220,8 +220,9 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _check_context_from_epoch(self) -> "TrainConfig":
         if self.context_from_epoch < -self.epochs:
-            raise ValueError(f"context_from_epoch {self.context_from_epoch} counts back past the first of {self.epochs} "
-                             f"epochs: use 0 to {self.epochs - 1}, or -1 (the last epoch) to -{self.epochs}")
+            n = self.epochs
+            raise ValueError(f"context_from_epoch {self.context_from_epoch} counts back past the first of {n} epochs: "
+                             f"use 0 to {n - 1}, or -1 (the last epoch) to -{n}")
         return self
 
     @model_validator(mode="after")
