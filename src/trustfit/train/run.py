@@ -95,10 +95,11 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
                    else "")
         _say(quiet)(f"precision {precision_reason}{kernels}")
         if _context_is_costly(cfg, task, accelerator.device):
+            late = ("--context-from-epoch -1 feeds them in the last epoch only: over 3 epochs 1.35x less time, F1 "
+                    "within noise (5 seeds); " if cfg.epochs > 1 else "")
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
                         f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 30 % more peak "
-                        "memory); --context-from-epoch -1 feeds them in the last epoch only: over 3 epochs 1.35x less "
-                        "time, F1 within noise (5 seeds); --context-share 0.25 feeds them to a quarter of the packs: "
+                        f"memory); {late}--context-share 0.25 feeds them to a quarter of the packs: "
                         "about 1.4x faster, hold-out F1 kept, dev F1 0.4 lower; --context-tokens 0 keeps the packs "
                         "(their sentences still see each other) without margins: about 2x faster, dev F1 0.3 and "
                         "hold-out 0.7 lower (3 seeds each; bench/RESULTS.md)")
