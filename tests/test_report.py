@@ -271,3 +271,15 @@ def test_the_card_says_whether_training_saw_document_context():
     without = " ".join(limitations(card(False)))
     assert "marks no documents (-DOCSTART-)" in without and "Trained seeing" not in without
     assert "Trained seeing" in " ".join(limitations(card(None)))  # not recorded: the settings
+    assert "(the margins" not in with_docs  # a run before the schedule: margins in every epoch
+
+    def scheduled(**hp):
+        c = card(True)
+        c["training"]["hyperparameters"].update(hp)
+        return " ".join(limitations(c))
+
+    assert "32 sub-tokens of document context on each side (the margins in the last of its 3 epochs)" in scheduled(
+        epochs=3, context_from_epoch=-1, context_share=1.0)
+    assert "(the margins on 25% of the packs from epoch 2 of 4)" in scheduled(epochs=4, context_from_epoch=1,
+                                                                              context_share=0.25)
+    assert "(the margins" not in scheduled(epochs=1, context_from_epoch=-1, context_share=1.0)

@@ -200,6 +200,22 @@ def _r(x, digits: int = 3):
     return None if x is None else round(float(x), digits)
 
 
+def _margin_schedule(hp: dict) -> str:
+    """When a run fed its document-context margins only late or on a share of the packs, in words
+    ('' when every pack had them in every epoch, or the run predates the settings)."""
+    from trustfit.train.margins import first_margin_epoch
+
+    if not hp.get("context_tokens"):
+        return ""
+    epochs = hp.get("epochs") or 1
+    start = first_margin_epoch(hp.get("context_from_epoch") or 0, epochs)
+    share = hp.get("context_share", 1.0)
+    when = ("" if start == 0 else f" in the last of its {epochs} epochs" if start == epochs - 1
+            else f" from epoch {start + 1} of {epochs}")
+    which = f" on {share:.0%} of the packs" if share < 1 else ""
+    return f" (the margins{which}{when})" if when or which else ""
+
+
 def limitations(card: dict) -> list[str]:
     """Sentences, each with its number, written from the measured gaps."""
     out: list[str] = []
@@ -232,8 +248,8 @@ def limitations(card: dict) -> list[str]:
         out.append(f"The training file marks no documents (-DOCSTART-): each sentence was trained alone, without "
                    f"the document context its settings name ({seen}).")
     elif seen:
-        out.append(f"Trained seeing {seen}; plain-text input (one sentence a line, the server) has no document "
-                   "context.")
+        out.append(f"Trained seeing {seen}{_margin_schedule(hp)}; plain-text input (one sentence a line, the "
+                   "server) has no document context.")
     ex = card["audits"].get("explain", {})
     if ex.get("status") == "done":
         methods = ex["methods"]

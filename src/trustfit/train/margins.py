@@ -45,11 +45,15 @@ class MarginShare(EpochData):
                 "epochs": {str(e): s for e, s in sorted(self.stats.items())}}
 
 
+def first_margin_epoch(context_from_epoch: int, epochs: int) -> int:
+    """The first epoch (from 0) that trains with margins: `context_from_epoch`, counted back from
+    the end of `epochs` when negative (-1: the last epoch, whatever the number of epochs)."""
+    return context_from_epoch if context_from_epoch >= 0 else max(0, epochs + context_from_epoch)
+
+
 def margins_from_epoch(cfg) -> int:
-    """The first epoch that trains with margins: cfg.context_from_epoch, counted back from the end
-    of cfg.epochs when negative (-1: the last epoch, whatever --epochs is)."""
-    start = cfg.context_from_epoch
-    return start if start >= 0 else max(0, cfg.epochs + start)
+    """first_margin_epoch of a run's config."""
+    return first_margin_epoch(cfg.context_from_epoch, cfg.epochs)
 
 
 def margins_throughout(cfg) -> bool:
