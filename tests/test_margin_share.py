@@ -65,7 +65,7 @@ def test_a_run_with_a_share_records_each_epoch(tmp_path, tiny_model_dir, conll_s
     train, dev = conll_slices
     out = tmp_path / "m"
     _cli_ok(["train", "--model", tiny_model_dir, "--train", train, "--dev", dev, "--out", out, "--batch-size", "16",
-             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-share", "0.25"])
+             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-share", "0.25", "--context-from-epoch", "0"])
     share = json.loads((out / "train_summary.json").read_text())["context_share"]
     assert share["share"] == 0.25 and set(share["epochs"]) == {"0", "1"}
     for e in share["epochs"].values():
@@ -82,7 +82,7 @@ def test_a_run_with_context_late_trains_without_margins_first(tmp_path, tiny_mod
     train, dev = conll_slices
     out = tmp_path / "late"
     _cli_ok(["train", "--model", tiny_model_dir, "--train", train, "--dev", dev, "--out", out, "--batch-size", "16",
-             "--quiet", "--precision", "fp32", "--epochs", "2", "--context-from-epoch", "-1"])  # the last epoch
+             "--quiet", "--precision", "fp32", "--epochs", "2"])  # the default: margins in the last epoch
     epochs = json.loads((out / "train_summary.json").read_text())["context_share"]["epochs"]
     assert epochs["0"]["packs_with_margins"] == 0 and epochs["1"]["packs_without"] == 0
     assert epochs["0"]["sub_tokens"] < epochs["1"]["sub_tokens"] == epochs["1"]["sub_tokens_all_margins"]

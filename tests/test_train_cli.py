@@ -364,10 +364,14 @@ def test_cpu_run_with_document_margins_prints_the_speed_tip(tiny_model_dir, conl
     assert r.output.count(tip) == 1 and "document context of 32 sub-tokens a side around packs of 64" in r.output
     cache = json.loads((tmp_path / "c32" / "train_summary.json").read_text())["hardware"]["onednn_primitive_cache"]
     assert f"oneDNN kernel cache {cache} shapes" in r.output
-    late = "--context-from-epoch -1 feeds them in the last epoch only"
-    assert late in r.output  # 3 epochs: the last-epoch schedule saves two epochs' margins
-    one = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "e1", "--max-steps", "1", "--epochs", "1")
-           if a != "--quiet"]
+    late = "--context-from-epoch -1 (the default) feeds them in the last epoch only"
+    assert late not in r.output  # the default already feeds them in the last of its 3 epochs only
+    every = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "e0", "--max-steps", "1",
+                                   "--context-from-epoch", "0") if a != "--quiet"]
+    r = runner.invoke(app, every)
+    assert r.exit_code == 0 and r.output.count(tip) == 1 and late in r.output  # margins in all 3 epochs: named
+    one = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "e1", "--max-steps", "1", "--epochs", "1",
+                                 "--context-from-epoch", "0") if a != "--quiet"]
     r = runner.invoke(app, one)
     assert r.exit_code == 0 and r.output.count(tip) == 1 and late not in r.output  # one epoch: it would save nothing
     off = [a for a in train_args(tiny_model_dir, *conll_slices, tmp_path / "c0", "--max-steps", "1",

@@ -42,8 +42,8 @@ def train(
     context_share: Optional[float] = typer.Option(None, "--context-share", help="NER: share of packs trained with "
                                                   "their margins, drawn each epoch (1 = all; the rest train without)"),
     context_from_epoch: Optional[int] = typer.Option(None, "--context-from-epoch", help="NER: train without "
-                                                     "margins before this epoch (0-based; 0 = from the start; "
-                                                     "-1 = the last epoch only)"),
+                                                     "margins before this epoch (0-based; -1, the default: the last "
+                                                     "epoch only; 0: every epoch)"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="encoder input limit (default: model's)"),
     pack: Optional[bool] = typer.Option(None, "--pack/--no-pack",
                                         help="NER: pack consecutive sentences of a document into "

@@ -95,14 +95,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
                    else "")
         _say(quiet)(f"precision {precision_reason}{kernels}")
         if _context_is_costly(cfg, task, accelerator.device):
-            late = ("--context-from-epoch -1 feeds them in the last epoch only: over 3 epochs 1.35x less time, F1 "
-                    "within noise (5 seeds); " if cfg.epochs > 1 else "")
+            from trustfit.train.margins import margins_from_epoch
+
+            late = ("--context-from-epoch -1 (the default) feeds them in the last epoch only: over 3 epochs 1.35x "
+                    "less time at the same F1 or better; " if margins_from_epoch(cfg) < cfg.epochs - 1 else "")
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
-                        f"{cfg.pack_tokens} costs its sub-tokens (32 around 64: half the words/s, 30 % more peak "
-                        f"memory); {late}--context-share 0.25 feeds them to a quarter of the packs: "
-                        "about 1.4x faster, hold-out F1 kept, dev F1 0.4 lower; --context-tokens 0 keeps the packs "
-                        "(their sentences still see each other) without margins: about 2x faster, dev F1 0.3 and "
-                        "hold-out 0.7 lower (3 seeds each; bench/RESULTS.md)")
+                        f"{cfg.pack_tokens} costs its sub-tokens in the epochs that feed it (32 around 64: half their "
+                        f"words/s, 30 % more peak memory); {late}--context-share 0.25 feeds them to a quarter of "
+                        "the packs: about 1.4x faster, hold-out F1 kept, dev F1 0.4 lower; --context-tokens 0 keeps "
+                        "the packs (their sentences still see each other) without margins: about 2x faster, dev F1 "
+                        "0.3 and hold-out 0.7 lower (3 seeds each; bench/RESULTS.md)")
 
     set_seed(cfg.seed)
     model = task.build_model(source)
@@ -256,11 +258,10 @@ def training_accelerator(precision: str):
 
 
 def _context_is_costly(cfg: TrainConfig, task, device) -> bool:
-    """Whether FLERT margins dominate this run's cost: packed NER documents on a CPU, where margins
-    of 32 double the sub-tokens fed (measured 1.9x words/s without them in bf16, 2.1x in fp32)."""
-    from trustfit.train.margins import margins_throughout
-
-    return (cfg.task == "ner" and cfg.pack and cfg.context_tokens > 0 and margins_throughout(cfg)
+    """Whether FLERT margins dominate the cost of the epochs that feed them: packed NER documents
+    on a CPU, every pack with its margins, where margins of 32 double the sub-tokens fed (measured
+    1.9x words/s without them in bf16, 2.1x in fp32)."""
+    return (cfg.task == "ner" and cfg.pack and cfg.context_tokens > 0 and cfg.context_share >= 1
             and device.type == "cpu" and task.train.has_documents)
 
 
