@@ -88,6 +88,22 @@ def test_a_run_with_context_late_trains_without_margins_first(tmp_path, tiny_mod
     assert epochs["0"]["sub_tokens"] < epochs["1"]["sub_tokens"] == epochs["1"]["sub_tokens_all_margins"]
 
 
+def test_with_max_steps_the_last_epoch_is_the_last_the_loop_runs(tmp_path, tiny_model_dir, conll_slices):
+    """--max-steps decides how many epochs run (here part of one), so the default's 'last epoch'
+    is the last of those, not of --epochs: the margins are fed, and the card says nothing late."""
+    from tests.test_ner_accuracy_levers import _cli_ok
+    from trustfit.report.card import _margin_schedule
+
+    train, dev = conll_slices
+    out = tmp_path / "steps"
+    _cli_ok(["train", "--model", tiny_model_dir, "--train", train, "--dev", dev, "--out", out, "--batch-size", "16",
+             "--quiet", "--precision", "fp32", "--max-steps", "2"])
+    fed = json.loads((out / "train_summary.json").read_text())["context_share"]
+    assert fed["from_epoch"] == 0 and set(fed["epochs"]) == {"0"} and fed["epochs"]["0"]["packs_without"] == 0
+    hp = {"context_tokens": 32, "epochs": 3, "context_from_epoch": -1, "context_share": 1.0}
+    assert _margin_schedule(hp, fed) == "" and _margin_schedule(hp) == " (the margins in the last of its 3 epochs)"
+
+
 def test_context_from_the_end_counts_back_from_the_last_epoch(tmp_path):
     """-1 is the last epoch whatever --epochs is (one epoch: margins throughout); counting back
     past the first epoch is refused, naming the range."""

@@ -87,6 +87,7 @@ def build_card(model_dir: str | Path, run_dir: str | Path | None = None, exp=Non
                                                      "context_share", "context_from_epoch", "pack", "pack_tokens",
                                                      "decode", "ema_decay", "class_weights", "calibrate")
                             if k in cfg and (k != "decode" or task == "ner")},
+        "margins": summary.get("context_share"),  # what each epoch fed, when not every pack in every epoch
         "temperature": meta.get("temperature"),
         "differential_privacy": _dp_summary(meta.get("privacy")) or _client_dp_summary(meta.get("federated")),
         "federated": _federated_summary(meta.get("federated")),
@@ -200,16 +201,21 @@ def _r(x, digits: int = 3):
     return None if x is None else round(float(x), digits)
 
 
-def _margin_schedule(hp: dict) -> str:
+def _margin_schedule(hp: dict, fed: dict | None = None) -> str:
     """When a run fed its document-context margins only late or on a share of the packs, in words
-    ('' when every pack had them in every epoch, or the run predates the settings)."""
+    ('' when every pack had them in every epoch, or the run predates the settings); `fed` is the
+    run's record of it (train_summary's context_share: with --max-steps the epochs run are not
+    --epochs), else the settings say."""
     from trustfit.train.margins import first_margin_epoch
 
     if not hp.get("context_tokens"):
         return ""
-    epochs = hp.get("epochs") or 1
-    start = first_margin_epoch(hp.get("context_from_epoch") or 0, epochs)
-    share = hp.get("context_share", 1.0)
+    if fed:
+        epochs, start, share = 1 + max(int(e) for e in fed["epochs"]), fed["from_epoch"], fed["share"]
+    else:
+        epochs = hp.get("epochs") or 1
+        start = first_margin_epoch(hp.get("context_from_epoch") or 0, epochs)
+        share = hp.get("context_share", 1.0)
     when = ("" if start == 0 else f" in the last of its {epochs} epochs" if start == epochs - 1
             else f" from epoch {start + 1} of {epochs}")
     which = f" on {share:.0%} of the packs" if share < 1 else ""
@@ -248,7 +254,7 @@ def limitations(card: dict) -> list[str]:
         out.append(f"The training file marks no documents (-DOCSTART-): each sentence was trained alone, without "
                    f"the document context its settings name ({seen}).")
     elif seen:
-        out.append(f"Trained seeing {seen}{_margin_schedule(hp)}; plain-text input (one sentence a line, the "
+        out.append(f"Trained seeing {seen}{_margin_schedule(hp, tr.get('margins'))}; plain-text input (one sentence a line, the "
                    "server) has no document context.")
     ex = card["audits"].get("explain", {})
     if ex.get("status") == "done":

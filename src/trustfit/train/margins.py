@@ -19,15 +19,25 @@ class MarginShare(EpochData):
     (encode.windows.without_margins)."""
 
     def __init__(self, features: Sequence[Feature], specials: Specials, share: float, seed: int,
-                 from_epoch: int = 0) -> None:
+                 from_epoch: int = 0, from_end: int | None = None) -> None:
         if not 0 <= share <= 1:
             raise ValueError(f"context share {share} is outside [0, 1]")
         self.with_margins = list(features)
         self.bare = [without_margins(f, specials) for f in self.with_margins]
         self.framed = [i for i, f in enumerate(self.with_margins) if f.margins != (0, 0)]
         self.all_margins_sub_tokens = sum(len(f) for f in self.with_margins)
-        self.share, self.seed, self.from_epoch = share, seed, from_epoch
+        self.share, self.seed, self.from_epoch, self.from_end = share, seed, from_epoch, from_end
         self.stats: dict[int, dict[str, Any]] = {}
+
+    def on_train_start(self, trainer) -> None:
+        """A start counted from the end (`from_end` < 0) counts from the epochs the loop runs,
+        which only it knows: with --max-steps they are not --epochs. The first epoch's packs are
+        rebuilt when that moves the start."""
+        if self.from_end is None:
+            return
+        start = first_margin_epoch(self.from_end, trainer.n_epochs)
+        if start != self.from_epoch:
+            self.from_epoch, self.built_epoch = start, None
 
     def build(self, epoch: int) -> list[Feature]:
         framed = self.framed
@@ -73,4 +83,6 @@ def margin_share_for(cfg, features: Sequence[Feature], tokenizer, seed: int, say
         return None
     from trustfit.encode.tokenize import tokenizer_specials
 
-    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, margins_from_epoch(cfg))
+    from_end = cfg.context_from_epoch if cfg.context_from_epoch < 0 else None
+    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, margins_from_epoch(cfg),
+                       from_end)
