@@ -19,23 +19,22 @@ class MarginShare(EpochData):
     (encode.windows.without_margins)."""
 
     def __init__(self, features: Sequence[Feature], specials: Specials, share: float, seed: int,
-                 from_epoch: int = 0, from_end: int | None = None) -> None:
+                 from_epoch: int = 0, planned_epochs: int = 1) -> None:
         if not 0 <= share <= 1:
             raise ValueError(f"context share {share} is outside [0, 1]")
         self.with_margins = list(features)
         self.bare = [without_margins(f, specials) for f in self.with_margins]
         self.framed = [i for i, f in enumerate(self.with_margins) if f.margins != (0, 0)]
         self.all_margins_sub_tokens = sum(len(f) for f in self.with_margins)
-        self.share, self.seed, self.from_epoch, self.from_end = share, seed, from_epoch, from_end
+        # the setting (negative: counted from the end) and the first epoch with margins it names
+        self.share, self.seed, self.setting = share, seed, from_epoch
+        self.from_epoch = first_margin_epoch(from_epoch, planned_epochs)
         self.stats: dict[int, dict[str, Any]] = {}
 
     def on_train_start(self, trainer) -> None:
-        """A start counted from the end (`from_end` < 0) counts from the epochs the loop runs,
-        which only it knows: with --max-steps they are not --epochs. The first epoch's packs are
-        rebuilt when that moves the start."""
-        if self.from_end is None:
-            return
-        start = first_margin_epoch(self.from_end, trainer.n_epochs)
+        """Count the start among the epochs the loop runs, which only it knows (with --max-steps
+        they are not --epochs); the first epoch's packs are rebuilt when that moves the start."""
+        start = first_margin_epoch(self.setting, trainer.n_epochs)
         if start != self.from_epoch:
             self.from_epoch, self.built_epoch = start, None
 
@@ -83,6 +82,5 @@ def margin_share_for(cfg, features: Sequence[Feature], tokenizer, seed: int, say
         return None
     from trustfit.encode.tokenize import tokenizer_specials
 
-    from_end = cfg.context_from_epoch if cfg.context_from_epoch < 0 else None
-    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, margins_from_epoch(cfg),
-                       from_end)
+    return MarginShare(features, tokenizer_specials(tokenizer), cfg.context_share, seed, cfg.context_from_epoch,
+                       cfg.epochs)

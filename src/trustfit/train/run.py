@@ -67,7 +67,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
     from trustfit.models.backbone import TRUSTFIT_META, load_tokenizer, resolve_model_source, save_model
     from trustfit.tasks import make_task
     from trustfit.train.loop import LoopSettings, Trainer
-    from trustfit.train.margins import margin_share_for
+    from trustfit.train.margins import margin_share_for, margins_from_epoch
     from trustfit.train.plugins import BestModel, EarlyStopping, JsonlLogger, ProgressBar
 
     accelerator, precision, precision_reason, kernel_cache = training_accelerator(cfg.precision)
@@ -95,8 +95,6 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, quiet
                    else "")
         _say(quiet)(f"precision {precision_reason}{kernels}")
         if _context_is_costly(cfg, task, accelerator.device):
-            from trustfit.train.margins import margins_from_epoch
-
             late = ("--context-from-epoch -1 (the default) feeds them in the last epoch only: over 3 epochs 1.35x "
                     "less time at the same F1 or better; " if margins_from_epoch(cfg) < cfg.epochs - 1 else "")
             _say(quiet)(f"tip: on CPU, document context of {cfg.context_tokens} sub-tokens a side around packs of "
